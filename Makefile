@@ -1,0 +1,39 @@
+# mmlab: two commands do the whole set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_SYNTH := data/synth/demo
+DEMO_RUN := data/runs/demo
+DEMO_REPORT := reports/demo
+
+.PHONY: env demo test test-unit test-notebooks bench clean
+
+env: $(STAMP)
+
+# The stamp is rebuilt when pyproject.toml changes, so a new dependency reaches an old .venv.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,live]'
+	@touch $(STAMP)
+
+demo: env
+	$(BIN)/mmlab synth --minutes 60 --seed 7 --out $(DEMO_SYNTH)
+	$(BIN)/mmlab backtest --tape $(DEMO_SYNTH)/tape.parquet --out $(DEMO_RUN)
+	$(BIN)/mmlab report --run $(DEMO_RUN) --out $(DEMO_REPORT)
+
+test: env test-unit test-notebooks
+
+test-unit: env
+	$(BIN)/python -m pytest -p no:nbval -q tests --ignore=tests/notebooks
+
+# A second pytest run: nbval (and papermill) make every pytest start slow.
+test-notebooks: env
+	$(BIN)/python -m pytest -q --nbval-lax notebooks tests/notebooks
+
+bench: env
+	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data/synth data/runs reports/demo .pytest_cache .hypothesis

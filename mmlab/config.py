@@ -1,0 +1,341 @@
+"""Frozen configurations, their validation and hash, and the parameters file.
+
+Every config is a frozen, slotted, keyword-only dataclass whose fields carry their unit in the
+name. Each validates itself on construction and raises :class:`ConfigError` naming the field
+(and, when read from a file, the file), so a bad value never travels into a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+__all__ = [
+    "ConfigError",
+    "ConfigBase",
+    "InstrumentSpec",
+    "SensorConfig",
+    "FilterConfig",
+    "GovernorConfig",
+    "ActuaryConfig",
+    "ExecutorConfig",
+    "EvaluatorConfig",
+    "StrategyConfig",
+    "SimConfig",
+    "save_config",
+    "load_config",
+]
+
+CONFIG = dict(frozen=True, slots=True, kw_only=True)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def _check(
+    owner: str,
+    name: str,
+    value: float,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is finite and inside the given bounds."""
+    where = f"{owner}.{name}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be finite, got {value!r}")
+    for bound, ok, text in (
+        (gt, lambda b: value > b, ">"),
+        (ge, lambda b: value >= b, ">="),
+        (lt, lambda b: value < b, "<"),
+        (le, lambda b: value <= b, "<="),
+    ):
+        if bound is not None and not ok(bound):
+            raise ConfigError(f"{where} must be {text} {bound}, got {value!r}")
+
+
+class ConfigBase:
+    """Shared behaviour of configs: dict round trip, canonical JSON and a hash id."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, ConfigBase) else value
+        return out
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash_id(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON: equal configs, equal ids."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "") -> Self:
+        """Build from a dict; unknown or mistyped keys raise naming ``where`` and the key."""
+        prefix = f"{where}: " if where else ""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{prefix}{cls.__name__} must be a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{prefix}{cls.__name__} has no field {unknown[0]!r}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            hint = hints[name]
+            if isinstance(hint, type) and issubclass(hint, ConfigBase):
+                value = hint.from_dict(value, where=f"{where}.{name}" if where else name)
+            elif isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple:
+                value = tuple(value)
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{prefix}{err}") from None
+        except TypeError as err:
+            raise ConfigError(f"{prefix}{cls.__name__}: {err}") from None
+
+
+@dataclass(**CONFIG)
+class InstrumentSpec(ConfigBase):
+    """A Hyperliquid perpetual: its name and the venue grid."""
+
+    coin: str = "SYN"
+    sz_decimals: int = 2
+    min_order_notional_usd: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.coin:
+            raise ConfigError("InstrumentSpec.coin must not be empty")
+        if not isinstance(self.sz_decimals, int) or not 0 <= self.sz_decimals <= 6:
+            raise ConfigError(f"InstrumentSpec.sz_decimals must be an integer in [0, 6], got {self.sz_decimals!r}")
+        _check("InstrumentSpec", "min_order_notional_usd", self.min_order_notional_usd, ge=0.0)
+
+
+@dataclass(**CONFIG)
+class SensorConfig(ConfigBase):
+    """Feature settings. Horizons in seconds; imbalance and flow map to drift observations."""
+
+    flow_half_life_s: float = 5.0
+    vol_window_returns: int = 50
+    vol_floor_bps_per_sqrt_s: float = 0.05
+    imbalance_drift_per_s: float = 2e-5
+    imbalance_drift_noise_per_s: float = 4e-5
+    flow_drift_per_s: float = 2e-5
+    flow_drift_noise_per_s: float = 4e-5
+
+    def __post_init__(self) -> None:
+        _check("SensorConfig", "flow_half_life_s", self.flow_half_life_s, gt=0.0)
+        if not isinstance(self.vol_window_returns, int) or self.vol_window_returns < 2:
+            raise ConfigError(f"SensorConfig.vol_window_returns must be an integer >= 2, got {self.vol_window_returns!r}")
+        _check("SensorConfig", "vol_floor_bps_per_sqrt_s", self.vol_floor_bps_per_sqrt_s, gt=0.0)
+        _check("SensorConfig", "imbalance_drift_per_s", self.imbalance_drift_per_s)
+        _check("SensorConfig", "imbalance_drift_noise_per_s", self.imbalance_drift_noise_per_s, gt=0.0)
+        _check("SensorConfig", "flow_drift_per_s", self.flow_drift_per_s)
+        _check("SensorConfig", "flow_drift_noise_per_s", self.flow_drift_noise_per_s, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class FilterConfig(ConfigBase):
+    """Priors and process model of the UKF over x = [ln V, μ, ln σ].
+
+    μ follows an Ornstein–Uhlenbeck process with mean 0, reversion time ``drift_reversion_s``
+    and stationary standard deviation ``drift_std_per_s``; ln σ reverts to
+    ln(``vol_prior_bps_per_sqrt_s`` · 1e-4) over ``log_vol_reversion_s`` with stationary standard
+    deviation ``log_vol_std``.
+    """
+
+    drift_reversion_s: float = 60.0
+    drift_std_per_s: float = 2e-5
+    vol_prior_bps_per_sqrt_s: float = 1.0
+    log_vol_reversion_s: float = 300.0
+    log_vol_std: float = 0.5
+    initial_fair_value_std_bps: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check("FilterConfig", "drift_reversion_s", self.drift_reversion_s, gt=0.0)
+        _check("FilterConfig", "drift_std_per_s", self.drift_std_per_s, gt=0.0)
+        _check("FilterConfig", "vol_prior_bps_per_sqrt_s", self.vol_prior_bps_per_sqrt_s, gt=0.0)
+        _check("FilterConfig", "log_vol_reversion_s", self.log_vol_reversion_s, gt=0.0)
+        _check("FilterConfig", "log_vol_std", self.log_vol_std, gt=0.0)
+        _check("FilterConfig", "initial_fair_value_std_bps", self.initial_fair_value_std_bps, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class GovernorConfig(ConfigBase):
+    """γ(q) = γ_base · (1 + β (q / q_max)²) and the hard caps on exposure."""
+
+    gamma_base_per_usd: float = 0.05
+    gamma_beta: float = 4.0
+    q_max: float = 2.0
+    max_notional_usd: float = 1_000.0
+    max_order_size: float = 0.5
+    holding_horizon_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check("GovernorConfig", "gamma_base_per_usd", self.gamma_base_per_usd, gt=0.0)
+        _check("GovernorConfig", "gamma_beta", self.gamma_beta, ge=0.0)
+        _check("GovernorConfig", "q_max", self.q_max, gt=0.0)
+        _check("GovernorConfig", "max_notional_usd", self.max_notional_usd, gt=0.0)
+        _check("GovernorConfig", "max_order_size", self.max_order_size, gt=0.0)
+        _check("GovernorConfig", "holding_horizon_s", self.holding_horizon_s, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class ActuaryConfig(ConfigBase):
+    """GLFT fill intensities per side, Λ(δ) = A · exp(−κ · δ_bps), and the ladder's shape."""
+
+    levels: int = 10
+    level_spacing_bps: float = 2.0
+    intensity_at_touch_bid_per_s: float = 0.5
+    intensity_at_touch_ask_per_s: float = 0.5
+    intensity_decay_bid_per_bps: float = 0.3
+    intensity_decay_ask_per_bps: float = 0.3
+    maker_fee_bps: float = 1.5
+    quote_life_s: float = 1.0
+    adverse_selection_prior_bps: float = 0.5
+    impact_alpha_bps: float = 0.0
+    impact_beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.levels, int) or not 1 <= self.levels <= 50:
+            raise ConfigError(f"ActuaryConfig.levels must be an integer in [1, 50], got {self.levels!r}")
+        _check("ActuaryConfig", "level_spacing_bps", self.level_spacing_bps, gt=0.0)
+        for name in (
+            "intensity_at_touch_bid_per_s",
+            "intensity_at_touch_ask_per_s",
+            "intensity_decay_bid_per_bps",
+            "intensity_decay_ask_per_bps",
+            "quote_life_s",
+        ):
+            _check("ActuaryConfig", name, getattr(self, name), gt=0.0)
+        _check("ActuaryConfig", "maker_fee_bps", self.maker_fee_bps)
+        _check("ActuaryConfig", "adverse_selection_prior_bps", self.adverse_selection_prior_bps, ge=0.0)
+        _check("ActuaryConfig", "impact_alpha_bps", self.impact_alpha_bps, ge=0.0)
+        _check("ActuaryConfig", "impact_beta", self.impact_beta, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class ExecutorConfig(ConfigBase):
+    """Sizing program and order reconciliation.
+
+    ``solver`` is ``"exact"`` (KKT water-filling, the hot path) or ``"cvxpy"`` (the same program
+    written in cvxpy with parameters). ``reprice_tolerance_bps`` is how far a resting order may be
+    from its target before it is replaced.
+    """
+
+    solver: str = "exact"
+    reprice_tolerance_bps: float = 0.5
+    resize_tolerance_frac: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.solver not in ("exact", "cvxpy"):
+            raise ConfigError(f"ExecutorConfig.solver must be 'exact' or 'cvxpy', got {self.solver!r}")
+        _check("ExecutorConfig", "reprice_tolerance_bps", self.reprice_tolerance_bps, ge=0.0)
+        _check("ExecutorConfig", "resize_tolerance_frac", self.resize_tolerance_frac, ge=0.0, lt=1.0)
+
+
+@dataclass(**CONFIG)
+class EvaluatorConfig(ConfigBase):
+    """Markout bookkeeping; ``adverse_selection_half_life_fills`` smooths the AS estimate."""
+
+    markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+    adverse_selection_horizon_s: float = 10.0
+    adverse_selection_half_life_fills: float = 50.0
+
+    def __post_init__(self) -> None:
+        if not self.markout_horizons_s:
+            raise ConfigError("EvaluatorConfig.markout_horizons_s must not be empty")
+        for h in self.markout_horizons_s:
+            _check("EvaluatorConfig", "markout_horizons_s", h, gt=0.0)
+        if self.adverse_selection_horizon_s not in self.markout_horizons_s:
+            raise ConfigError(
+                "EvaluatorConfig.adverse_selection_horizon_s must be one of markout_horizons_s, "
+                f"got {self.adverse_selection_horizon_s!r}"
+            )
+        _check("EvaluatorConfig", "adverse_selection_half_life_fills", self.adverse_selection_half_life_fills, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class StrategyConfig(ConfigBase):
+    """Everything the six stages need; the object `mmlab backtest` and `mmlab live` load."""
+
+    instrument: InstrumentSpec = field(default_factory=InstrumentSpec)
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
+    actuary: ActuaryConfig = field(default_factory=ActuaryConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    cycle_interval_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check("StrategyConfig", "cycle_interval_s", self.cycle_interval_s, gt=0.0)
+
+
+@dataclass(**CONFIG)
+class SimConfig(ConfigBase):
+    """Simulated venue: constant latencies, fees (negative is a rebate)."""
+
+    feed_latency_s: float = 0.05
+    order_latency_s: float = 0.05
+    maker_fee_bps: float = 1.5
+    taker_fee_bps: float = 4.5
+
+    def __post_init__(self) -> None:
+        _check("SimConfig", "feed_latency_s", self.feed_latency_s, ge=0.0)
+        _check("SimConfig", "order_latency_s", self.order_latency_s, ge=0.0)
+        _check("SimConfig", "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
+        _check("SimConfig", "taker_fee_bps", self.taker_fee_bps, gt=-10.0, lt=100.0)
+
+
+def save_config(config: ConfigBase, path: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:
+    """Write ``config`` as JSON with its kind, hash id and optional provenance."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "kind": type(config).__name__,
+        "config_hash": config.hash_id,
+        "provenance": provenance or {},
+        "config": config.to_dict(),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_config(path: str | Path, cls: type[ConfigBase] = StrategyConfig) -> ConfigBase:
+    """Read a file written by :func:`save_config`; errors name the file and the field."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(document, dict) or "config" not in document:
+        raise ConfigError(f"{path}: missing field 'config'")
+    if document.get("kind", cls.__name__) != cls.__name__:
+        raise ConfigError(f"{path}: field 'kind' is {document['kind']!r}, expected {cls.__name__!r}")
+    return cls.from_dict(document["config"], where=str(path))
