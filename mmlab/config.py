@@ -137,7 +137,7 @@ class SensorConfig(ConfigBase):
     """Feature settings. Horizons in seconds; imbalance and flow map to drift observations."""
 
     flow_half_life_s: float = 5.0
-    vol_window_returns: int = 50
+    vol_window_returns: int = 10
     vol_floor_bps_per_sqrt_s: float = 0.05
     imbalance_drift_per_s: float = 2e-5
     imbalance_drift_noise_per_s: float = 4e-5
@@ -162,7 +162,8 @@ class FilterConfig(ConfigBase):
     μ follows an Ornstein–Uhlenbeck process with mean 0, reversion time ``drift_reversion_s``
     and stationary standard deviation ``drift_std_per_s``; ln σ reverts to
     ln(``vol_prior_bps_per_sqrt_s`` · 1e-4) over ``log_vol_reversion_s`` with stationary standard
-    deviation ``log_vol_std``.
+    deviation ``log_vol_std``. ``informed_fraction_prior`` is π, the probability that a taker who
+    fills us knew V was beyond our price, until the evaluator estimates it.
     """
 
     drift_reversion_s: float = 60.0
@@ -171,6 +172,7 @@ class FilterConfig(ConfigBase):
     log_vol_reversion_s: float = 300.0
     log_vol_std: float = 0.5
     initial_fair_value_std_bps: float = 10.0
+    informed_fraction_prior: float = 0.1
 
     def __post_init__(self) -> None:
         _check("FilterConfig", "drift_reversion_s", self.drift_reversion_s, gt=0.0)
@@ -179,13 +181,14 @@ class FilterConfig(ConfigBase):
         _check("FilterConfig", "log_vol_reversion_s", self.log_vol_reversion_s, gt=0.0)
         _check("FilterConfig", "log_vol_std", self.log_vol_std, gt=0.0)
         _check("FilterConfig", "initial_fair_value_std_bps", self.initial_fair_value_std_bps, gt=0.0)
+        _check("FilterConfig", "informed_fraction_prior", self.informed_fraction_prior, ge=0.0, lt=1.0)
 
 
 @dataclass(**CONFIG)
 class GovernorConfig(ConfigBase):
     """γ(q) = γ_base · (1 + β (q / q_max)²) and the hard caps on exposure."""
 
-    gamma_base_per_usd: float = 0.05
+    gamma_base_per_usd: float = 5.0
     gamma_beta: float = 4.0
     q_max: float = 2.0
     max_notional_usd: float = 1_000.0

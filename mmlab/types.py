@@ -305,10 +305,14 @@ class LevelPricing:
 
 @dataclass(**MESSAGE)
 class PricingSurface:
-    """The actuary's output: a reservation price and per-level economics on both sides."""
+    """The actuary's output: a reservation price and per-level economics on both sides.
+
+    ``fair_value`` and ``sigma_per_sqrt_s`` are the V̂ and σ̂ the prices were computed from.
+    """
 
     ts_local: int
     fair_value: float
+    sigma_per_sqrt_s: float
     reservation_price: float
     half_spread_bps: float
     skew_bps: float
@@ -361,7 +365,8 @@ class ParameterUpdates:
 
     ``markout_bps`` holds the mean markout at each of ``MARKOUT_HORIZONS_S`` (positive is good
     for us; NaN where no fill has matured). ``adverse_selection_bps`` is the estimated
-    post-fill drift against us that the actuary charges each quote.
+    post-fill drift against us that the actuary charges each quote. ``informed_fraction`` is an
+    estimate of π for the filter, None while the evaluator has none.
     """
 
     ts_local: int
@@ -371,6 +376,7 @@ class ParameterUpdates:
     )
     adverse_selection_bps: float = 0.0
     spread_adjust_bps: float = 0.0
+    informed_fraction: float | None = None
 
 
 @dataclass(**MESSAGE)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 __all__ = [
     "NS_PER_S",
     "BPS_PER_UNIT",
@@ -36,6 +34,8 @@ __all__ = [
     "round_bid",
     "round_ask",
     "round_size",
+    "price_below",
+    "price_above",
     "is_valid_price",
     "is_valid_size",
 ]
@@ -120,6 +120,18 @@ def round_size(size: float, sz_decimals: int, *, up: bool = False) -> float:
     return round(units / scale, sz_decimals)
 
 
+def price_below(price: float, sz_decimals: int) -> float:
+    """Largest valid price strictly below ``price`` (where a post-only bid may rest)."""
+    # the tick just below may be finer than at ``price`` when ``price`` is a power of ten
+    tick_below = price_tick(price * (1.0 - 1e-9), sz_decimals)
+    return round_bid(price - 0.5 * tick_below, sz_decimals)
+
+
+def price_above(price: float, sz_decimals: int) -> float:
+    """Smallest valid price strictly above ``price`` (where a post-only ask may rest)."""
+    return round_ask(price + 0.5 * price_tick(price, sz_decimals), sz_decimals)
+
+
 def is_valid_price(price: float, sz_decimals: int) -> bool:
     """True when ``price`` is exactly on Hyperliquid's perp price grid."""
     if not (price > 0.0 and math.isfinite(price)):
@@ -137,18 +149,3 @@ def is_valid_size(size: float, sz_decimals: int) -> bool:
         return False
     scaled = size * 10.0**sz_decimals
     return abs(scaled - round(scaled)) <= _ROUNDING_SLACK * max(1.0, abs(scaled))
-
-
-def round_prices(prices: np.ndarray, sz_decimals: int, *, up: bool) -> np.ndarray:
-    """Vectorised :func:`round_price` for an array of positive prices."""
-    prices = np.asarray(prices, dtype=np.float64)
-    if prices.size and not (np.all(prices > 0) and np.all(np.isfinite(prices))):
-        raise ValueError("prices must be positive and finite")
-    magnitude = np.floor(np.log10(prices))
-    decimals = np.clip(
-        np.minimum(MAX_SIG_FIGS - 1 - magnitude, PERP_MAX_DECIMALS - sz_decimals), 0, None
-    )
-    scale = 10.0**decimals
-    scaled = prices * scale
-    ticks = np.ceil(scaled - _ROUNDING_SLACK) if up else np.floor(scaled + _ROUNDING_SLACK)
-    return np.array([round(t / s, int(d)) for t, s, d in zip(ticks, scale, decimals)])

@@ -1,0 +1,151 @@
+"""Executor: sizes per level, the venue grid, and the orders that turn live quotes into targets.
+
+1. Sizes come from the convex program in :mod:`mmlab.executor.sizing` (exact KKT solution in the
+   hot path, the cvxpy program on request); a level whose expected PnL is not positive gets no
+   size, so there is no separate gate.
+2. Prices go onto Hyperliquid's grid only here: bids round down and asks round up, and a bid is
+   never placed at or above the best ask (nor an ask at or below the best bid), so post-only
+   orders are not rejected. Sizes round down to ``szDecimals`` so caps still hold; orders below
+   the venue's minimum notional are dropped; levels that land on one price are merged.
+3. The reconciler keeps a live order whose price is within ``reprice_tolerance_bps`` and whose
+   size within ``resize_tolerance_frac`` of a target, cancels the rest and places what is missing.
+
+There are no quotes at all on a missing or crossed book.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from mmlab.config import ExecutorConfig, InstrumentSpec
+from mmlab.executor.sizing import LadderProgram, solve_ladder_exact
+from mmlab.types import (
+    ActionKind,
+    L2Book,
+    LevelPricing,
+    OpenOrder,
+    OrderAction,
+    PricingSurface,
+    Quote,
+    QuoteSet,
+    RiskBudget,
+    Side,
+)
+from mmlab.units import price_above, price_below, round_ask, round_bid, round_size
+
+__all__ = ["Executor", "LadderExecutor", "reconcile"]
+
+
+class Executor(Protocol):
+    def quotes(self, surface: PricingSurface, budget: RiskBudget, book: L2Book | None) -> QuoteSet:
+        """Target ladder on the venue grid."""
+        ...
+
+    def reconcile(self, target: QuoteSet, live: Sequence[OpenOrder]) -> tuple[OrderAction, ...]:
+        """Actions that turn the live orders into the target."""
+        ...
+
+
+class LadderExecutor:
+    """Convex ladder sizing, grid snapping and reconciliation for one instrument."""
+
+    def __init__(self, instrument: InstrumentSpec, config: ExecutorConfig | None = None, *, levels: int) -> None:
+        self.instrument = instrument
+        self.config = config or ExecutorConfig()
+        self.levels = levels
+        self._program = LadderProgram(levels) if self.config.solver == "cvxpy" else None
+
+    def sizes(self, surface: PricingSurface, budget: RiskBudget, sigma_usd_per_sqrt_s: float) -> np.ndarray:
+        """Optimal sizes (coins) stacked as [bids..., asks...] before grid rounding."""
+        levels = surface.bids + surface.asks
+        prices = np.fromiter((lv.price for lv in levels), dtype=float)
+        fill_prob = np.fromiter((lv.fill_prob for lv in levels), dtype=float)
+        expected_bps = np.fromiter((lv.expected_pnl_bps for lv in levels), dtype=float)
+        # e_k: expected PnL of one coin at level k, USD
+        edge = expected_bps * 1e-4 * prices
+        # w_k = ½ γ σ_V² H p_k (1 − p_k)
+        weight = 0.5 * budget.gamma_per_usd * sigma_usd_per_sqrt_s**2 * budget.holding_horizon_s * fill_prob * (1.0 - fill_prob)
+        cap = np.full(edge.shape, budget.max_order_size)
+        if self._program is not None:
+            return self._program.solve(edge, weight, cap, budget.max_buy_size, budget.max_sell_size)
+        return solve_ladder_exact(edge, weight, cap, budget.max_buy_size, budget.max_sell_size, self.levels)
+
+    def quotes(self, surface: PricingSurface, budget: RiskBudget, book: L2Book | None) -> QuoteSet:
+        ts = surface.ts_local
+        if book is None or not book.has_both_sides or book.is_crossed:
+            return QuoteSet(ts_local=ts, bids=(), asks=())
+        sigma_usd = surface.fair_value * surface.sigma_per_sqrt_s
+        sizes = self.sizes(surface, budget, sigma_usd)
+        n = self.levels
+        bids = self._snap(surface.bids, sizes[:n], Side.BUY, book)
+        asks = self._snap(surface.asks, sizes[n:], Side.SELL, book)
+        return QuoteSet(ts_local=ts, bids=bids, asks=asks)
+
+    def reconcile(self, target: QuoteSet, live: Sequence[OpenOrder]) -> tuple[OrderAction, ...]:
+        return reconcile(target, live, self.config.reprice_tolerance_bps, self.config.resize_tolerance_frac)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _snap(self, levels: Sequence[LevelPricing], sizes: np.ndarray, side: Side, book: L2Book) -> tuple[Quote, ...]:
+        sz_decimals = self.instrument.sz_decimals
+        min_notional = self.instrument.min_order_notional_usd
+        if side is Side.BUY:
+            limit = price_below(book.best_ask, sz_decimals)  # best price a post-only bid may take
+        else:
+            limit = price_above(book.best_bid, sz_decimals)
+        merged: dict[float, float] = {}
+        for level, size in zip(levels, sizes):
+            if size <= 0.0:
+                continue
+            if side is Side.BUY:
+                price = min(round_bid(level.price, sz_decimals), limit)
+            else:
+                price = max(round_ask(level.price, sz_decimals), limit)
+            merged[price] = merged.get(price, 0.0) + float(size)
+        quotes = []
+        for k, price in enumerate(sorted(merged, reverse=side is Side.BUY)):
+            size = round_size(merged[price], sz_decimals)
+            if size <= 0.0 or size * price < min_notional:
+                continue
+            quotes.append(Quote(side=side, price=price, size=size, level=k))
+        return tuple(quotes)
+
+
+def reconcile(
+    target: QuoteSet, live: Sequence[OpenOrder], reprice_tolerance_bps: float, resize_tolerance_frac: float
+) -> tuple[OrderAction, ...]:
+    """Cancels and placements that turn ``live`` into ``target``.
+
+    A live order is kept when a target on its side is within ``reprice_tolerance_bps`` of its
+    price and ``resize_tolerance_frac`` of its size; each live order serves at most one target.
+    Cancels come first so the venue frees exposure before new orders add it.
+    """
+    cancels: list[OrderAction] = []
+    places: list[OrderAction] = []
+    for side, wanted in ((Side.BUY, target.bids), (Side.SELL, target.asks)):
+        resting = [order for order in live if order.side is side]
+        kept: set[int] = set()
+        for quote in wanted:
+            match = None
+            for order in resting:
+                if order.order_id in kept:
+                    continue
+                price_gap_bps = abs(order.price - quote.price) / quote.price * 1e4
+                size_gap = abs(order.size - quote.size)
+                if price_gap_bps <= reprice_tolerance_bps and size_gap <= resize_tolerance_frac * quote.size:
+                    match = order
+                    break
+            if match is not None:
+                kept.add(match.order_id)
+            else:
+                places.append(
+                    OrderAction(kind=ActionKind.PLACE, side=side, price=quote.price, size=quote.size)
+                )
+        cancels.extend(
+            OrderAction(kind=ActionKind.CANCEL, side=order.side, price=order.price, size=order.size, order_id=order.order_id)
+            for order in resting
+            if order.order_id not in kept
+        )
+    return tuple(cancels + places)

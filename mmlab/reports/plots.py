@@ -1,0 +1,78 @@
+"""Plotly charts of a backtest, used by :class:`~mmlab.sim.backtest.BacktestResult` and notebooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["prices_figure", "pnl_figure", "markouts_figure"]
+
+
+def _time_axis(ts_ns: pd.Series) -> pd.Series:
+    return pd.to_datetime(ts_ns, unit="ns", utc=True)
+
+
+def prices_figure(cycles: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
+    """Mid, V̂ with its 2-sigma band, our best quotes, and the position below."""
+    step = max(1, len(cycles) // max_points)
+    c = cycles.iloc[::step]
+    t = _time_axis(c["ts_local"])
+    band = 2e-4 * c["fair_value_std_bps"] * c["fair_value"]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
+    fig.add_trace(go.Scatter(x=t, y=c["fair_value"] + band, line=dict(width=0), showlegend=False, hoverinfo="skip"), 1, 1)
+    fig.add_trace(
+        go.Scatter(x=t, y=c["fair_value"] - band, fill="tonexty", line=dict(width=0), name="V̂ ± 2σ", fillcolor="rgba(31,119,180,0.2)"),
+        1, 1,
+    )
+    fig.add_trace(go.Scatter(x=t, y=c["mid"], name="mid", line=dict(color="gray", width=1)), 1, 1)
+    fig.add_trace(go.Scatter(x=t, y=c["fair_value"], name="V̂ (filter)", line=dict(color="#1f77b4", width=1.5)), 1, 1)
+    fig.add_trace(go.Scatter(x=t, y=c["quote_bid"], name="our best bid", line=dict(color="green", width=1, dash="dot")), 1, 1)
+    fig.add_trace(go.Scatter(x=t, y=c["quote_ask"], name="our best ask", line=dict(color="red", width=1, dash="dot")), 1, 1)
+    fig.add_trace(go.Scatter(x=t, y=c["position"], name="position (coins)", line=dict(color="black", width=1)), 2, 1)
+    fig.update_yaxes(title_text="price (USD)", row=1, col=1)
+    fig.update_yaxes(title_text="position (coins)", row=2, col=1)
+    fig.update_layout(height=600, title="Prices, fair value and inventory", hovermode="x unified")
+    return fig
+
+
+def pnl_figure(cycles: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
+    """Cumulative PnL and its parts: spread capture, inventory, fees, funding (USD)."""
+    step = max(1, len(cycles) // max_points)
+    c = cycles.iloc[::step]
+    t = _time_axis(c["ts_local"])
+    fig = go.Figure()
+    for column, name in (
+        ("pnl_usd", "total"),
+        ("spread_capture_usd", "spread capture"),
+        ("inventory_pnl_usd", "inventory"),
+        ("fees_usd", "fees"),
+        ("funding_usd", "funding"),
+    ):
+        fig.add_trace(go.Scatter(x=t, y=c[column], name=name, line=dict(width=2 if column == "pnl_usd" else 1)))
+    fig.update_layout(height=400, title="Cumulative PnL decomposition", yaxis_title="USD", hovermode="x unified")
+    return fig
+
+
+def markouts_figure(fills: pd.DataFrame) -> go.Figure:
+    """Size-weighted mean markout per horizon with a 2-standard-error bar (bps)."""
+    columns = [c for c in fills.columns if c.startswith("markout_")]
+    horizons, means, errors = [], [], []
+    for column in columns:
+        values = fills[column].to_numpy()
+        weights = fills["size"].to_numpy()
+        mask = np.isfinite(values)
+        if mask.sum() < 2:
+            continue
+        v, w = values[mask], weights[mask]
+        mean = np.sum(w * v) / np.sum(w)
+        # standard error of a weighted mean with Kish's effective sample size
+        n_eff = np.sum(w) ** 2 / np.sum(w**2)
+        std = np.sqrt(np.sum(w * (v - mean) ** 2) / np.sum(w))
+        horizons.append(column.removeprefix("markout_").removesuffix("_bps"))
+        means.append(mean)
+        errors.append(2.0 * std / np.sqrt(n_eff))
+    fig = go.Figure(go.Bar(x=horizons, y=means, error_y=dict(type="data", array=errors)))
+    fig.update_layout(height=350, title="Fill markouts (size-weighted mean ± 2 s.e.)", xaxis_title="horizon", yaxis_title="bps")
+    return fig
