@@ -29,6 +29,11 @@ __all__ = ["solve_side_exact", "solve_ladder_exact", "LadderProgram", "SolverErr
 MIN_QUADRATIC_WEIGHT = 1e-12
 
 
+_TIGHT = {
+    cp.CLARABEL: dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10),
+}
+
+
 class SolverError(RuntimeError):
     """The sizing program was not solved to optimality."""
 
@@ -100,7 +105,8 @@ class LadderProgram:
         self.cap.value = np.asarray(cap, dtype=float)
         self.buy_cap.value = max(0.0, float(buy_cap))
         self.sell_cap.value = max(0.0, float(sell_cap))
-        self.problem.solve(solver=self.solver)
+        # tight tolerances: this program is the reference the exact solver is checked against
+        self.problem.solve(solver=self.solver, **_TIGHT.get(self.solver, {}))
         if self.problem.status != cp.OPTIMAL:
             raise SolverError(f"ladder program status {self.problem.status!r}, expected optimal")
         # interior-point solutions sit a hair inside the bounds; project onto them
