@@ -396,7 +396,9 @@ class VenueUpdate:
 
     ``book`` is the latest book our feed has delivered (None before the first one); ``trades``
     and ``fills`` are what arrived since the previous update. ``open_orders`` are the orders the
-    strategy believes are live (placed, not known filled, not cancelled by us).
+    strategy believes are live (placed, not known filled, not cancelled by us);
+    ``pending_cancels`` are orders we asked to cancel whose cancel is not yet confirmed: they may
+    still fill, so they count toward worst-case exposure.
     """
 
     ts_local: int
@@ -407,3 +409,4 @@ class VenueUpdate:
     open_orders: tuple[OpenOrder, ...]
     funding_rate: float = 0.0
     mark_price: float = float("nan")
+    pending_cancels: tuple[OpenOrder, ...] = ()

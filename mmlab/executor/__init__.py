@@ -9,6 +9,9 @@
    the venue's minimum notional are dropped; levels that land on one price are merged.
 3. The reconciler keeps a live order whose price is within ``reprice_tolerance_bps`` and whose
    size within ``resize_tolerance_frac`` of a target, cancels the rest and places what is missing.
+   An order being cancelled can still fill until the cancel lands, so new orders on a side are
+   trimmed until ``position + kept + cancelling + new ≤ q_max`` (and the mirror for sells):
+   the position cap holds whatever the latency.
 
 There are no quotes at all on a missing or crossed book.
 """
@@ -35,7 +38,7 @@ from mmlab.types import (
 )
 from mmlab.units import price_above, price_below, round_ask, round_bid, round_size
 
-__all__ = ["Executor", "LadderExecutor", "reconcile"]
+__all__ = ["Executor", "LadderExecutor", "reconcile", "limit_exposure"]
 
 
 class Executor(Protocol):
@@ -43,8 +46,14 @@ class Executor(Protocol):
         """Target ladder on the venue grid."""
         ...
 
-    def reconcile(self, target: QuoteSet, live: Sequence[OpenOrder]) -> tuple[OrderAction, ...]:
-        """Actions that turn the live orders into the target."""
+    def reconcile(
+        self,
+        target: QuoteSet,
+        live: Sequence[OpenOrder],
+        pending_cancels: Sequence[OpenOrder] = (),
+        budget: RiskBudget | None = None,
+    ) -> tuple[OrderAction, ...]:
+        """Actions that turn the live orders into the target without risking the position cap."""
         ...
 
 
@@ -83,8 +92,15 @@ class LadderExecutor:
         asks = self._snap(surface.asks, sizes[n:], Side.SELL, book)
         return QuoteSet(ts_local=ts, bids=bids, asks=asks)
 
-    def reconcile(self, target: QuoteSet, live: Sequence[OpenOrder]) -> tuple[OrderAction, ...]:
-        return reconcile(target, live, self.config.reprice_tolerance_bps, self.config.resize_tolerance_frac)
+    def reconcile(
+        self,
+        target: QuoteSet,
+        live: Sequence[OpenOrder],
+        pending_cancels: Sequence[OpenOrder] = (),
+        budget: RiskBudget | None = None,
+    ) -> tuple[OrderAction, ...]:
+        actions = reconcile(target, live, self.config.reprice_tolerance_bps, self.config.resize_tolerance_frac)
+        return limit_exposure(actions, live, pending_cancels, budget, self.instrument.sz_decimals)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -149,3 +165,40 @@ def reconcile(
             if order.order_id not in kept
         )
     return tuple(cancels + places)
+
+
+def limit_exposure(
+    actions: Sequence[OrderAction],
+    live: Sequence[OpenOrder],
+    pending_cancels: Sequence[OpenOrder],
+    budget: RiskBudget | None,
+    sz_decimals: int,
+) -> tuple[OrderAction, ...]:
+    """Trim new orders so that every order that could still fill keeps |position| ≤ q_max.
+
+    Worst case on the buy side: the position plus every bid that is live, being cancelled now or
+    with a cancel in flight, plus the new bids, all filled. New bids are kept in order (best
+    first) and the last one that does not fit is shrunk, rounded down to the size grid.
+    """
+    if budget is None:
+        return tuple(a for a in actions if a.kind is ActionKind.CANCEL)
+    at_risk = {Side.BUY: 0.0, Side.SELL: 0.0}
+    for order in list(live) + list(pending_cancels):
+        at_risk[order.side] += order.size
+    room = {
+        Side.BUY: budget.q_max - budget.position - at_risk[Side.BUY],
+        Side.SELL: budget.q_max + budget.position - at_risk[Side.SELL],
+    }
+    kept: list[OrderAction] = []
+    for action in actions:
+        if action.kind is ActionKind.CANCEL:
+            kept.append(action)
+            continue
+        size = round_size(min(action.size, room[action.side]), sz_decimals)
+        if size <= 0.0:
+            continue
+        room[action.side] -= size
+        kept.append(action if size == action.size else OrderAction(
+            kind=action.kind, side=action.side, price=action.price, size=size, order_id=action.order_id
+        ))
+    return tuple(kept)

@@ -1,0 +1,129 @@
+"""The whole quote cycle on a synthetic market with known truth, through the simulated venue."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmlab.cli import main
+from mmlab.config import SimConfig, StrategyConfig, save_config
+from mmlab.data.synth import SynthConfig, generate
+from mmlab.sim.backtest import load_backtest, run_backtest
+from mmlab.units import is_valid_price, is_valid_size
+
+MINUTES = 10.0
+
+
+@pytest.fixture(scope="module")
+def market():
+    return generate(SynthConfig(minutes=MINUTES, seed=11))
+
+
+@pytest.fixture(scope="module")
+def result(market):
+    return run_backtest(market.tape, StrategyConfig(instrument=market.tape.instrument), SimConfig())
+
+
+def _latent_at(market, ts_local: np.ndarray) -> np.ndarray:
+    """Latent ln V at the exchange time each local time describes (feed latency earlier)."""
+    path = market.path
+    feed_ns = int(round(market.config.feed_latency_s * 1e9))
+    idx = np.searchsorted(path["ts_exch"].to_numpy(), ts_local - feed_ns, side="right") - 1
+    return path["log_fair_value"].to_numpy()[np.clip(idx, 0, len(path) - 1)]
+
+
+def test_fair_value_tracks_the_latent_value_better_than_the_mid(market, result):
+    cycles = result.cycles.dropna(subset=["fair_value", "mid"])
+    latent = _latent_at(market, cycles["ts_local"].to_numpy())
+    rmse_vhat = 1e4 * math.sqrt(np.mean((np.log(cycles["fair_value"]) - latent) ** 2))
+    rmse_mid = 1e4 * math.sqrt(np.mean((np.log(cycles["mid"]) - latent) ** 2))
+    assert len(cycles) > 0.9 * MINUTES * 600
+    assert rmse_vhat < rmse_mid, (rmse_vhat, rmse_mid)
+
+
+def test_quotes_are_post_only_on_the_grid_and_inventory_is_capped(result):
+    cycles = result.cycles.set_index("ts_local")
+    quotes = result.quotes.join(cycles[["best_bid", "best_ask"]], on="ts_local")
+    assert len(quotes) > 0
+    bids, asks = quotes[quotes.side == 1], quotes[quotes.side == -1]
+    assert (bids.price < bids.best_ask).all()
+    assert (asks.price > asks.best_bid).all()
+    szd = result.strategy.instrument.sz_decimals
+    assert all(is_valid_price(p, szd) for p in quotes.price)
+    assert all(is_valid_size(s, szd) for s in quotes["size"])
+    q_max = result.strategy.governor.q_max
+    assert result.summary.max_abs_position <= q_max + 1e-9
+    assert result.cycles.position.abs().max() <= q_max + 1e-9
+    assert result.summary.rejections == 0 or result.summary.rejections < 0.01 * result.summary.orders_placed
+
+
+def test_pipeline_trades_and_marks_every_fill(result):
+    s = result.summary
+    assert s.fills > 20
+    assert s.volume_usd > 0
+    assert np.isfinite(result.fills["markout_1s_bps"]).mean() > 0.9
+    assert math.isfinite(s.markout_10s_bps)
+
+
+def test_pnl_reconciles_to_the_cent_with_independent_cash_accounting(result):
+    s = result.summary
+    fills = result.fills
+    # cash from the fills table alone, plus funding received
+    cash = -(fills.side * fills.price * fills["size"]).sum() - fills.fee_usd.sum() + s.funding_usd
+    last_mid = result.cycles.mid.dropna().iloc[-1]
+    equity = cash + s.final_position * last_mid
+    assert equity == pytest.approx(s.pnl_usd, abs=0.005)
+    parts = s.spread_capture_usd + s.inventory_pnl_usd + s.fees_usd + s.funding_usd
+    assert parts == pytest.approx(s.pnl_usd, abs=1e-6)
+    assert s.fees_usd == pytest.approx(-fills.fee_usd.sum())
+
+
+def test_same_seed_same_backtest(market, result):
+    again = run_backtest(market.tape, result.strategy, result.sim)
+    assert again.summary.pnl_usd == result.summary.pnl_usd
+    pd.testing.assert_frame_equal(again.fills, result.fills)
+
+
+def test_cli_round_trip_synth_backtest(tmp_path):
+    synth_dir = tmp_path / "synth"
+    assert main(["synth", "--minutes", "2", "--seed", "3", "--out", str(synth_dir)]) == 0
+    run_dir = tmp_path / "run"
+    assert main(["backtest", "--tape", str(synth_dir / "tape.parquet"), "--out", str(run_dir)]) == 0
+    loaded = load_backtest(run_dir)
+    assert loaded.summary.cycles > 1000
+    assert len(loaded.cycles) == loaded.summary.cycles
+
+
+def test_truncated_tape_gives_one_clear_error(tmp_path, capsys):
+    synth_dir = tmp_path / "synth"
+    assert main(["synth", "--minutes", "1", "--seed", "3", "--out", str(synth_dir)]) == 0
+    tape_path = synth_dir / "tape.parquet"
+    data = tape_path.read_bytes()
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(data[: len(data) // 2])
+    code = main(["backtest", "--tape", str(broken), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("mmlab: error:") and str(broken) in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_of_range_parameter_in_config_file_names_the_field(tmp_path, capsys):
+    synth_dir = tmp_path / "synth"
+    assert main(["synth", "--minutes", "1", "--seed", "3", "--out", str(synth_dir)]) == 0
+    config_path = save_config(StrategyConfig(), tmp_path / "params.json")
+    text = config_path.read_text().replace('"q_max": 2.0', '"q_max": -1.0')
+    config_path.write_text(text)
+    code = main(["backtest", "--tape", str(synth_dir / "tape.parquet"), "--config", str(config_path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "q_max" in err and str(config_path) in err
+
+
+def test_missing_tape_and_bad_synth_parameter(tmp_path, capsys):
+    assert main(["backtest", "--tape", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "run")]) == 2
+    assert "nope.parquet" in capsys.readouterr().err
+    assert main(["synth", "--minutes", "-5", "--out", str(tmp_path / "s")]) == 2
+    assert "minutes" in capsys.readouterr().err
