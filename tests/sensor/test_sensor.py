@@ -1,0 +1,64 @@
+"""Sensor observations: unbiased where they claim to be, and bad books never get through."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mmlab.sensor import MicrostructureSensor, realized_vol_observation
+from mmlab.types import L2Book, Side, StateComponent, Trade, VenueUpdate
+
+T0 = 1_767_225_600_000_000_000
+
+
+def _update(ts, bid, ask, bid_size=1.0, ask_size=1.0, trades=()):
+    book = L2Book.from_levels(ts_exch=ts, ts_local=ts, bid_px=[bid], bid_sz=[bid_size], ask_px=[ask], ask_sz=[ask_size])
+    return VenueUpdate(ts_local=ts, book=book, trades=tuple(trades), fills=(), position=0.0, open_orders=())
+
+
+@pytest.mark.parametrize("n_returns", [5, 10, 40])
+def test_realized_vol_observation_is_unbiased_with_the_stated_variance(n_returns):
+    rng = np.random.default_rng(42)
+    sigma, dt = 1.3e-4, 1.0
+    trials = 20_000
+    returns = rng.normal(0.0, sigma * math.sqrt(dt), size=(trials, n_returns))
+    observations = [realized_vol_observation(float(np.sum(r * r)), n_returns * dt, n_returns) for r in returns]
+    z = np.array([o[0] for o in observations])
+    noise_var = observations[0][1]
+    # mean within 4 standard errors of ln σ, variance within 5% of the stated R
+    assert abs(z.mean() - math.log(sigma)) < 4 * math.sqrt(noise_var / trials)
+    assert z.var() == pytest.approx(noise_var, rel=0.05)
+
+
+def test_micro_price_leans_toward_the_thin_side_and_mid_is_observed():
+    sensor = MicrostructureSensor()
+    obs = {o.source: o for o in sensor.observe(_update(T0, 99.99, 100.01, bid_size=3.0, ask_size=1.0))}
+    assert obs["mid"].value == pytest.approx(math.log(100.0))
+    # heavy bid, light ask: the next move is more likely up, micro above mid
+    assert obs["micro_l1"].value > obs["mid"].value
+    assert obs["micro_l1"].noise_var < obs["mid"].noise_var
+    assert obs["book_imbalance"].component is StateComponent.DRIFT and obs["book_imbalance"].value > 0
+
+
+def test_trade_flow_sign_follows_aggressors_and_decays():
+    sensor = MicrostructureSensor()
+    buys = [Trade(ts_exch=T0, ts_local=T0, price=100.01, size=1.0, aggressor=Side.BUY)]
+    first = {o.source: o for o in sensor.observe(_update(T0, 99.99, 100.01, trades=buys))}
+    assert first["trade_flow"].value > 0
+    later = {o.source: o for o in sensor.observe(_update(T0 + 60_000_000_000, 99.99, 100.01))}
+    # with no new trades the fraction stays the same: it is a ratio of decayed sums
+    assert later["trade_flow"].value == pytest.approx(first["trade_flow"].value)
+    sells = [Trade(ts_exch=T0, ts_local=T0 + 61_000_000_000, price=99.99, size=1.0, aggressor=Side.SELL)]
+    after = {o.source: o for o in sensor.observe(_update(T0 + 61_000_000_000, 99.99, 100.01, trades=sells))}
+    # a minute of decay makes the old buy count ~2^-12 of the new sell: F ≈ −1, z = k_F · F
+    assert after["trade_flow"].value / sensor.config.flow_drift_per_s < -0.99
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "bid_size"),
+    [(100.01, 99.99, 1.0), (100.0, 100.0, 1.0), (float("nan"), 100.0, 1.0), (99.99, float("inf"), 1.0), (99.99, 100.01, 0.0)],
+)
+def test_crossed_locked_or_non_finite_books_are_dropped_and_counted(bid, ask, bid_size):
+    sensor = MicrostructureSensor()
+    assert sensor.observe(_update(T0, bid, ask, bid_size=bid_size)) == ()
+    assert sensor.dropped_books == 1
