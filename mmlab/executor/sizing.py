@@ -100,8 +100,13 @@ class LadderProgram:
     def solve(
         self, edge: np.ndarray, weight: np.ndarray, cap: np.ndarray, buy_cap: float, sell_cap: float
     ) -> np.ndarray:
-        self.edge.value = np.asarray(edge, dtype=float)
-        self.weight.value = np.maximum(weight, MIN_QUADRATIC_WEIGHT)
+        edge = np.asarray(edge, dtype=float)
+        # Scaling the objective by a positive constant leaves the maximiser unchanged; bringing it
+        # to order one keeps the interior-point solver's relative tolerances meaningful when the
+        # expected PnL per coin is a fraction of a cent.
+        scale = 1.0 / max(float(np.abs(edge).max(initial=0.0)), 1e-12)
+        self.edge.value = edge * scale
+        self.weight.value = np.maximum(weight, MIN_QUADRATIC_WEIGHT) * scale
         self.cap.value = np.asarray(cap, dtype=float)
         self.buy_cap.value = max(0.0, float(buy_cap))
         self.sell_cap.value = max(0.0, float(sell_cap))

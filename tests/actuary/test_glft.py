@@ -6,20 +6,11 @@ import pytest
 from mmlab.actuary import GlftActuary, glft_depths
 from mmlab.config import ActuaryConfig, GovernorConfig
 from mmlab.governor import InventoryGovernor
-from mmlab.types import MarketBelief
+from mmlab.testing import make_belief
 
 
-def _belief(drift=0.0, sigma=1e-4, informed=0.1):
-    return MarketBelief(
-        ts_local=0,
-        fair_value=100.0,
-        log_fair_value_var=1e-8,
-        drift_per_s=drift,
-        drift_var=1e-10,
-        sigma_per_sqrt_s=sigma,
-        log_sigma_var=0.01,
-        informed_fraction=informed,
-    )
+def _belief(drift=0.0, sigma=1e-4):
+    return make_belief(drift_per_s=drift, sigma_per_sqrt_s=sigma)
 
 
 def _surface(position=0.0, drift=0.0, sigma=1e-4, funding_rate=0.0):

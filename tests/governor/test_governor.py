@@ -5,14 +5,11 @@ import pytest
 
 from mmlab.config import GovernorConfig
 from mmlab.governor import InventoryGovernor, gamma_of_q
-from mmlab.types import MarketBelief
+from mmlab.testing import make_belief
 
 
 def _belief(fair_value=100.0):
-    return MarketBelief(
-        ts_local=0, fair_value=fair_value, log_fair_value_var=1e-8, drift_per_s=0.0, drift_var=1e-10,
-        sigma_per_sqrt_s=1e-4, log_sigma_var=0.01,
-    )
+    return make_belief(fair_value=fair_value)
 
 
 def test_gamma_is_base_when_flat_and_base_times_one_plus_beta_at_the_cap():

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from mmlab.sensor import MicrostructureSensor, realized_vol_observation
-from mmlab.types import L2Book, Side, StateComponent, Trade, VenueUpdate
-
-T0 = 1_767_225_600_000_000_000
+from mmlab.testing import T0_NS as T0
+from mmlab.testing import make_book, make_update
+from mmlab.types import Side, StateComponent, Trade
 
 
 def _update(ts, bid, ask, bid_size=1.0, ask_size=1.0, trades=()):
-    book = L2Book.from_levels(ts_exch=ts, ts_local=ts, bid_px=[bid], bid_sz=[bid_size], ask_px=[ask], ask_sz=[ask_size])
-    return VenueUpdate(ts_local=ts, book=book, trades=tuple(trades), fills=(), position=0.0, open_orders=())
+    return make_update(make_book(bid=bid, ask=ask, bid_size=bid_size, ask_size=ask_size, ts=ts), trades=trades)
 
 
 @pytest.mark.parametrize("n_returns", [5, 10, 40])
