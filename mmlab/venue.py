@@ -42,8 +42,8 @@ class Venue(Protocol):
         """Deliver everything that reached us up to local time ``ts_local``."""
         ...
 
-    def submit(self, actions: Sequence[OrderAction], ts_local: int) -> None:
-        """Send order actions stamped with local time ``ts_local``."""
+    def submit(self, actions: Sequence[OrderAction], ts_local: int) -> Sequence[int]:
+        """Send order actions stamped with local time ``ts_local``; return the new orders' ids."""
         ...
 
     def account(self) -> AccountState:

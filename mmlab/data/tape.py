@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from mmlab.config import InstrumentSpec
 
-__all__ = ["EventKind", "Tape", "TapeError", "TAPE_SCHEMA", "TAPE_FORMAT_VERSION", "read_tape", "write_tape"]
+__all__ = ["EventKind", "Tape", "TapeError", "TAPE_SCHEMA", "TAPE_FORMAT_VERSION", "read_tape", "write_tape", "validate_tape"]
 
 TAPE_FORMAT_VERSION = 1
 METADATA_KEY = b"mmlab.tape"
