@@ -47,6 +47,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         tape = tape.slice_time(None, int(tape.ts_local[0]) + int(args.minutes * 60e9))
     strategy = load_config(args.config, StrategyConfig) if args.config else StrategyConfig(instrument=tape.instrument)
     sim = load_config(args.sim_config, SimConfig) if args.sim_config else SimConfig()
+    if args.maker_fee_bps is not None:
+        # the venue charges it and the actuary prices with it: one fee tier, set in both
+        sim = sim.replace(maker_fee_bps=args.maker_fee_bps)
+        strategy = strategy.replace(actuary=strategy.actuary.replace(maker_fee_bps=args.maker_fee_bps))
     result = run_backtest(tape, strategy, sim)
     out = result.write(args.out)
     s = result.summary
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--config", help="strategy parameters file (JSON written by mmlab)")
     backtest.add_argument("--sim-config", help="simulated-venue parameters file (JSON written by mmlab)")
     backtest.add_argument("--minutes", type=float, help="only the first N minutes of the tape")
+    backtest.add_argument(
+        "--maker-fee-bps", type=float, help="maker fee tier in bps, negative for a rebate (venue and pricing alike)"
+    )
     backtest.set_defaults(func=_cmd_backtest)
 
     report = sub.add_parser("report", help="execute the backtest report notebook and render it to HTML")

@@ -20,6 +20,7 @@ from typing import Any, Self
 __all__ = [
     "ConfigError",
     "ConfigBase",
+    "check_field",
     "InstrumentSpec",
     "SensorConfig",
     "FilterConfig",
@@ -40,7 +41,7 @@ class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
-def _check(
+def check_field(
     owner: str,
     name: str,
     value: float,
@@ -64,6 +65,13 @@ def _check(
     ):
         if bound is not None and not ok(bound):
             raise ConfigError(f"{where} must be {text} {bound}, got {value!r}")
+
+
+def _as_tuple(value: Any) -> Any:
+    """JSON has no tuples: turn (nested) lists back into the tuples a frozen config holds."""
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value
 
 
 class ConfigBase:
@@ -106,7 +114,7 @@ class ConfigBase:
             if isinstance(hint, type) and issubclass(hint, ConfigBase):
                 value = hint.from_dict(value, where=f"{where}.{name}" if where else name)
             elif isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple:
-                value = tuple(value)
+                value = _as_tuple(value)
             kwargs[name] = value
         try:
             return cls(**kwargs)
@@ -129,7 +137,7 @@ class InstrumentSpec(ConfigBase):
             raise ConfigError("InstrumentSpec.coin must not be empty")
         if not isinstance(self.sz_decimals, int) or not 0 <= self.sz_decimals <= 6:
             raise ConfigError(f"InstrumentSpec.sz_decimals must be an integer in [0, 6], got {self.sz_decimals!r}")
-        _check("InstrumentSpec", "min_order_notional_usd", self.min_order_notional_usd, ge=0.0)
+        check_field("InstrumentSpec", "min_order_notional_usd", self.min_order_notional_usd, ge=0.0)
 
 
 @dataclass(**CONFIG)
@@ -145,14 +153,14 @@ class SensorConfig(ConfigBase):
     flow_drift_noise_per_s: float = 4e-5
 
     def __post_init__(self) -> None:
-        _check("SensorConfig", "flow_half_life_s", self.flow_half_life_s, gt=0.0)
+        check_field("SensorConfig", "flow_half_life_s", self.flow_half_life_s, gt=0.0)
         if not isinstance(self.vol_window_returns, int) or self.vol_window_returns < 2:
             raise ConfigError(f"SensorConfig.vol_window_returns must be an integer >= 2, got {self.vol_window_returns!r}")
-        _check("SensorConfig", "vol_floor_bps_per_sqrt_s", self.vol_floor_bps_per_sqrt_s, gt=0.0)
-        _check("SensorConfig", "imbalance_drift_per_s", self.imbalance_drift_per_s)
-        _check("SensorConfig", "imbalance_drift_noise_per_s", self.imbalance_drift_noise_per_s, gt=0.0)
-        _check("SensorConfig", "flow_drift_per_s", self.flow_drift_per_s)
-        _check("SensorConfig", "flow_drift_noise_per_s", self.flow_drift_noise_per_s, gt=0.0)
+        check_field("SensorConfig", "vol_floor_bps_per_sqrt_s", self.vol_floor_bps_per_sqrt_s, gt=0.0)
+        check_field("SensorConfig", "imbalance_drift_per_s", self.imbalance_drift_per_s)
+        check_field("SensorConfig", "imbalance_drift_noise_per_s", self.imbalance_drift_noise_per_s, gt=0.0)
+        check_field("SensorConfig", "flow_drift_per_s", self.flow_drift_per_s)
+        check_field("SensorConfig", "flow_drift_noise_per_s", self.flow_drift_noise_per_s, gt=0.0)
 
 
 @dataclass(**CONFIG)
@@ -175,13 +183,13 @@ class FilterConfig(ConfigBase):
     informed_fraction_prior: float = 0.1
 
     def __post_init__(self) -> None:
-        _check("FilterConfig", "drift_reversion_s", self.drift_reversion_s, gt=0.0)
-        _check("FilterConfig", "drift_std_per_s", self.drift_std_per_s, gt=0.0)
-        _check("FilterConfig", "vol_prior_bps_per_sqrt_s", self.vol_prior_bps_per_sqrt_s, gt=0.0)
-        _check("FilterConfig", "log_vol_reversion_s", self.log_vol_reversion_s, gt=0.0)
-        _check("FilterConfig", "log_vol_std", self.log_vol_std, gt=0.0)
-        _check("FilterConfig", "initial_fair_value_std_bps", self.initial_fair_value_std_bps, gt=0.0)
-        _check("FilterConfig", "informed_fraction_prior", self.informed_fraction_prior, ge=0.0, lt=1.0)
+        check_field("FilterConfig", "drift_reversion_s", self.drift_reversion_s, gt=0.0)
+        check_field("FilterConfig", "drift_std_per_s", self.drift_std_per_s, gt=0.0)
+        check_field("FilterConfig", "vol_prior_bps_per_sqrt_s", self.vol_prior_bps_per_sqrt_s, gt=0.0)
+        check_field("FilterConfig", "log_vol_reversion_s", self.log_vol_reversion_s, gt=0.0)
+        check_field("FilterConfig", "log_vol_std", self.log_vol_std, gt=0.0)
+        check_field("FilterConfig", "initial_fair_value_std_bps", self.initial_fair_value_std_bps, gt=0.0)
+        check_field("FilterConfig", "informed_fraction_prior", self.informed_fraction_prior, ge=0.0, lt=1.0)
 
 
 @dataclass(**CONFIG)
@@ -196,24 +204,29 @@ class GovernorConfig(ConfigBase):
     holding_horizon_s: float = 60.0
 
     def __post_init__(self) -> None:
-        _check("GovernorConfig", "gamma_base_per_usd", self.gamma_base_per_usd, gt=0.0)
-        _check("GovernorConfig", "gamma_beta", self.gamma_beta, ge=0.0)
-        _check("GovernorConfig", "q_max", self.q_max, gt=0.0)
-        _check("GovernorConfig", "max_notional_usd", self.max_notional_usd, gt=0.0)
-        _check("GovernorConfig", "max_order_size", self.max_order_size, gt=0.0)
-        _check("GovernorConfig", "holding_horizon_s", self.holding_horizon_s, gt=0.0)
+        check_field("GovernorConfig", "gamma_base_per_usd", self.gamma_base_per_usd, gt=0.0)
+        check_field("GovernorConfig", "gamma_beta", self.gamma_beta, ge=0.0)
+        check_field("GovernorConfig", "q_max", self.q_max, gt=0.0)
+        check_field("GovernorConfig", "max_notional_usd", self.max_notional_usd, gt=0.0)
+        check_field("GovernorConfig", "max_order_size", self.max_order_size, gt=0.0)
+        check_field("GovernorConfig", "holding_horizon_s", self.holding_horizon_s, gt=0.0)
 
 
 @dataclass(**CONFIG)
 class ActuaryConfig(ConfigBase):
-    """GLFT fill intensities per side, Λ(δ) = A · exp(−κ · δ_bps), and the ladder's shape."""
+    """GLFT fill intensities per side, Λ(δ) = A · exp(−κ · δ_bps), and the ladder's shape.
+
+    The default intensities describe a liquid book whose fills concentrate within a few bps of
+    fair value (κ = 1 per bps); calibrate them per coin. ``maker_fee_bps`` is what the strategy
+    believes it pays (negative is a rebate) and should match the venue's tier.
+    """
 
     levels: int = 10
     level_spacing_bps: float = 2.0
-    intensity_at_touch_bid_per_s: float = 0.5
-    intensity_at_touch_ask_per_s: float = 0.5
-    intensity_decay_bid_per_bps: float = 0.3
-    intensity_decay_ask_per_bps: float = 0.3
+    intensity_at_touch_bid_per_s: float = 1.0
+    intensity_at_touch_ask_per_s: float = 1.0
+    intensity_decay_bid_per_bps: float = 1.0
+    intensity_decay_ask_per_bps: float = 1.0
     maker_fee_bps: float = 1.5
     quote_life_s: float = 1.0
     adverse_selection_prior_bps: float = 0.5
@@ -223,7 +236,7 @@ class ActuaryConfig(ConfigBase):
     def __post_init__(self) -> None:
         if not isinstance(self.levels, int) or not 1 <= self.levels <= 50:
             raise ConfigError(f"ActuaryConfig.levels must be an integer in [1, 50], got {self.levels!r}")
-        _check("ActuaryConfig", "level_spacing_bps", self.level_spacing_bps, gt=0.0)
+        check_field("ActuaryConfig", "level_spacing_bps", self.level_spacing_bps, gt=0.0)
         for name in (
             "intensity_at_touch_bid_per_s",
             "intensity_at_touch_ask_per_s",
@@ -231,11 +244,11 @@ class ActuaryConfig(ConfigBase):
             "intensity_decay_ask_per_bps",
             "quote_life_s",
         ):
-            _check("ActuaryConfig", name, getattr(self, name), gt=0.0)
-        _check("ActuaryConfig", "maker_fee_bps", self.maker_fee_bps)
-        _check("ActuaryConfig", "adverse_selection_prior_bps", self.adverse_selection_prior_bps, ge=0.0)
-        _check("ActuaryConfig", "impact_alpha_bps", self.impact_alpha_bps, ge=0.0)
-        _check("ActuaryConfig", "impact_beta", self.impact_beta, gt=0.0)
+            check_field("ActuaryConfig", name, getattr(self, name), gt=0.0)
+        check_field("ActuaryConfig", "maker_fee_bps", self.maker_fee_bps)
+        check_field("ActuaryConfig", "adverse_selection_prior_bps", self.adverse_selection_prior_bps, ge=0.0)
+        check_field("ActuaryConfig", "impact_alpha_bps", self.impact_alpha_bps, ge=0.0)
+        check_field("ActuaryConfig", "impact_beta", self.impact_beta, gt=0.0)
 
 
 @dataclass(**CONFIG)
@@ -248,14 +261,14 @@ class ExecutorConfig(ConfigBase):
     """
 
     solver: str = "exact"
-    reprice_tolerance_bps: float = 0.5
+    reprice_tolerance_bps: float = 1.0
     resize_tolerance_frac: float = 0.25
 
     def __post_init__(self) -> None:
         if self.solver not in ("exact", "cvxpy"):
             raise ConfigError(f"ExecutorConfig.solver must be 'exact' or 'cvxpy', got {self.solver!r}")
-        _check("ExecutorConfig", "reprice_tolerance_bps", self.reprice_tolerance_bps, ge=0.0)
-        _check("ExecutorConfig", "resize_tolerance_frac", self.resize_tolerance_frac, ge=0.0, lt=1.0)
+        check_field("ExecutorConfig", "reprice_tolerance_bps", self.reprice_tolerance_bps, ge=0.0)
+        check_field("ExecutorConfig", "resize_tolerance_frac", self.resize_tolerance_frac, ge=0.0, lt=1.0)
 
 
 @dataclass(**CONFIG)
@@ -270,13 +283,13 @@ class EvaluatorConfig(ConfigBase):
         if not self.markout_horizons_s:
             raise ConfigError("EvaluatorConfig.markout_horizons_s must not be empty")
         for h in self.markout_horizons_s:
-            _check("EvaluatorConfig", "markout_horizons_s", h, gt=0.0)
+            check_field("EvaluatorConfig", "markout_horizons_s", h, gt=0.0)
         if self.adverse_selection_horizon_s not in self.markout_horizons_s:
             raise ConfigError(
                 "EvaluatorConfig.adverse_selection_horizon_s must be one of markout_horizons_s, "
                 f"got {self.adverse_selection_horizon_s!r}"
             )
-        _check("EvaluatorConfig", "adverse_selection_half_life_fills", self.adverse_selection_half_life_fills, gt=0.0)
+        check_field("EvaluatorConfig", "adverse_selection_half_life_fills", self.adverse_selection_half_life_fills, gt=0.0)
 
 
 @dataclass(**CONFIG)
@@ -293,7 +306,7 @@ class StrategyConfig(ConfigBase):
     cycle_interval_s: float = 0.1
 
     def __post_init__(self) -> None:
-        _check("StrategyConfig", "cycle_interval_s", self.cycle_interval_s, gt=0.0)
+        check_field("StrategyConfig", "cycle_interval_s", self.cycle_interval_s, gt=0.0)
 
 
 @dataclass(**CONFIG)
@@ -306,10 +319,10 @@ class SimConfig(ConfigBase):
     taker_fee_bps: float = 4.5
 
     def __post_init__(self) -> None:
-        _check("SimConfig", "feed_latency_s", self.feed_latency_s, ge=0.0)
-        _check("SimConfig", "order_latency_s", self.order_latency_s, ge=0.0)
-        _check("SimConfig", "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
-        _check("SimConfig", "taker_fee_bps", self.taker_fee_bps, gt=-10.0, lt=100.0)
+        check_field("SimConfig", "feed_latency_s", self.feed_latency_s, ge=0.0)
+        check_field("SimConfig", "order_latency_s", self.order_latency_s, ge=0.0)
+        check_field("SimConfig", "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
+        check_field("SimConfig", "taker_fee_bps", self.taker_fee_bps, gt=-10.0, lt=100.0)
 
 
 def save_config(config: ConfigBase, path: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:

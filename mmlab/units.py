@@ -24,6 +24,7 @@ __all__ = [
     "NS_PER_S",
     "BPS_PER_UNIT",
     "PERP_MAX_DECIMALS",
+    "MAX_SIG_FIGS",
     "bps_to_frac",
     "frac_to_bps",
     "ns_to_s",

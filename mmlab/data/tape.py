@@ -17,7 +17,7 @@ rate          float64  FUNDING: the rate paid now; ASSET_CTX: current predicted 
 trade_id      int64    TRADE: venue trade id; 0 elsewhere
 ============  =======  =====================================================================
 
-A BOOK_CLEAR row empties both sides; the levels that follow it with the same ``ts_local``
+A BOOK_CLEAR row (side 0, price NaN, size 0) empties both sides; the levels that follow it with the same ``ts_local``
 rebuild the book (a snapshot). Rows sharing a ``ts_local`` form one update: a consumer looks at
 the book only after all of them are applied. Metadata (coin, venue, szDecimals, source, funding
 interval) lives in the parquet schema under the key ``mmlab.tape``.
