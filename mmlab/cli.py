@@ -38,7 +38,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from mmlab.config import SimConfig, StrategyConfig, load_config
     from mmlab.data.tape import read_tape
-    from mmlab.sim.backtest import run_backtest
+    from mmlab.sim.backtest import run_backtest, with_maker_fee
 
     tape = read_tape(args.tape)
     if args.minutes is not None:
@@ -48,9 +48,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     strategy = load_config(args.config, StrategyConfig) if args.config else StrategyConfig(instrument=tape.instrument)
     sim = load_config(args.sim_config, SimConfig) if args.sim_config else SimConfig()
     if args.maker_fee_bps is not None:
-        # the venue charges it and the actuary prices with it: one fee tier, set in both
-        sim = sim.replace(maker_fee_bps=args.maker_fee_bps)
-        strategy = strategy.replace(actuary=strategy.actuary.replace(maker_fee_bps=args.maker_fee_bps))
+        strategy, sim = with_maker_fee(strategy, sim, args.maker_fee_bps)
     result = run_backtest(tape, strategy, sim)
     out = result.write(args.out)
     s = result.summary

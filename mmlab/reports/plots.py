@@ -60,8 +60,8 @@ def markouts_figure(fills: pd.DataFrame) -> go.Figure:
     columns = [c for c in fills.columns if c.startswith("markout_")]
     horizons, means, errors = [], [], []
     for column in columns:
-        values = fills[column].to_numpy()
-        weights = fills["size"].to_numpy()
+        values = fills[column].to_numpy(dtype=float)
+        weights = fills["size"].to_numpy(dtype=float)
         mask = np.isfinite(values)
         if mask.sum() < 2:
             continue
@@ -74,5 +74,7 @@ def markouts_figure(fills: pd.DataFrame) -> go.Figure:
         means.append(mean)
         errors.append(2.0 * std / np.sqrt(n_eff))
     fig = go.Figure(go.Bar(x=horizons, y=means, error_y=dict(type="data", array=errors)))
+    if not horizons:
+        fig.add_annotation(text="fewer than two marked fills: nothing to show", showarrow=False)
     fig.update_layout(height=350, title="Fill markouts (size-weighted mean ± 2 s.e.)", xaxis_title="horizon", yaxis_title="bps")
     return fig

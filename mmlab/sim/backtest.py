@@ -33,7 +33,7 @@ from mmlab.pipeline import Pipeline
 from mmlab.sim.venue import SimVenue
 from mmlab.types import ActionKind, MARKOUT_HORIZONS_S
 
-__all__ = ["BacktestSummary", "BacktestResult", "run_backtest", "load_backtest", "backtest_synthetic", "AccountingError"]
+__all__ = ["BacktestSummary", "BacktestResult", "run_backtest", "load_backtest", "backtest_synthetic", "with_maker_fee", "AccountingError"]
 
 
 class AccountingError(RuntimeError):
@@ -298,10 +298,31 @@ def _size_weighted_mean(values: pd.Series, sizes: pd.Series) -> float:
 
 
 def backtest_synthetic(
-    minutes: float = 10.0, seed: int = 7, strategy: StrategyConfig | None = None, sim: SimConfig | None = None
+    minutes: float = 10.0,
+    seed: int = 7,
+    *,
+    maker_fee_bps: float | None = None,
+    strategy: StrategyConfig | None = None,
+    sim: SimConfig | None = None,
 ) -> BacktestResult:
-    """Generate a synthetic market in memory and backtest the pipeline on it."""
+    """Generate a synthetic market in memory and backtest the pipeline on it.
+
+    ``maker_fee_bps`` (negative for a rebate) sets the venue's fee and the actuary's belief
+    together, as ``mmlab backtest --maker-fee-bps`` does.
+    """
     from mmlab.data.synth import SynthConfig, generate
 
     market = generate(SynthConfig(minutes=minutes, seed=seed))
+    strategy = strategy or StrategyConfig(instrument=market.tape.instrument)
+    sim = sim or SimConfig()
+    if maker_fee_bps is not None:
+        strategy, sim = with_maker_fee(strategy, sim, maker_fee_bps)
     return run_backtest(market.tape, strategy, sim)
+
+
+def with_maker_fee(strategy: StrategyConfig, sim: SimConfig, maker_fee_bps: float) -> tuple[StrategyConfig, SimConfig]:
+    """One fee tier in both places: the venue charges it and the actuary prices with it."""
+    return (
+        strategy.replace(actuary=strategy.actuary.replace(maker_fee_bps=maker_fee_bps)),
+        sim.replace(maker_fee_bps=maker_fee_bps),
+    )
