@@ -10,14 +10,28 @@ from plotly.subplots import make_subplots
 __all__ = ["prices_figure", "pnl_figure", "markouts_figure"]
 
 
+#: points per trace: more than a chart at screen width can show, few enough for a light report
+MAX_POINTS = 2_500
+
+
 def _time_axis(ts_ns: pd.Series) -> pd.Series:
     return pd.to_datetime(ts_ns, unit="ns", utc=True)
 
 
-def prices_figure(cycles: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
+def _decimate(frame: pd.DataFrame, column: str, max_points: int) -> pd.DataFrame:
+    """Keep the rows holding each bucket's min and max of ``column``, so spikes survive."""
+    if len(frame) <= max_points:
+        return frame
+    buckets = np.arange(len(frame)) * (max_points // 2) // len(frame)
+    values = frame[column].to_numpy(dtype=float)
+    grouped = pd.Series(values).groupby(buckets)
+    keep = np.union1d(grouped.idxmin().dropna().to_numpy(int), grouped.idxmax().dropna().to_numpy(int))
+    return frame.iloc[keep]
+
+
+def prices_figure(cycles: pd.DataFrame, *, max_points: int = MAX_POINTS) -> go.Figure:
     """Mid, V̂ with its 2-sigma band, our best quotes, and the position below."""
-    step = max(1, len(cycles) // max_points)
-    c = cycles.iloc[::step]
+    c = _decimate(cycles, "mid", max_points)
     t = _time_axis(c["ts_local"])
     band = 2e-4 * c["fair_value_std_bps"] * c["fair_value"]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
@@ -37,10 +51,9 @@ def prices_figure(cycles: pd.DataFrame, *, max_points: int = 20_000) -> go.Figur
     return fig
 
 
-def pnl_figure(cycles: pd.DataFrame, *, max_points: int = 20_000) -> go.Figure:
+def pnl_figure(cycles: pd.DataFrame, *, max_points: int = MAX_POINTS) -> go.Figure:
     """Cumulative PnL and its parts: spread capture, inventory, fees, funding (USD)."""
-    step = max(1, len(cycles) // max_points)
-    c = cycles.iloc[::step]
+    c = _decimate(cycles, "pnl_usd", max_points)
     t = _time_axis(c["ts_local"])
     fig = go.Figure()
     for column, name in (
