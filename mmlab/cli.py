@@ -76,6 +76,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from mmlab.data.importers import import_file
+    from mmlab.data.tape import write_tape
+
+    options = dict(option.split("=", 1) for option in args.option or [])
+    result = import_file(args.source, args.format, strict=not args.lenient, **options)
+    print(result.report.summary())
+    out = write_tape(result.tape, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmlab", description="Market-making research workbench for Hyperliquid perps.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.set_defaults(func=_cmd_backtest)
 
+    imp = sub.add_parser("import", help="import a real recording into a tape, with a validation report")
+    imp.add_argument("source", help="recording file (or folder, for formats spread over several files)")
+    imp.add_argument("--format", required=True, help="one of: " + ", ".join(sorted(_format_names())))
+    imp.add_argument("--out", required=True, help="tape parquet file to write")
+    imp.add_argument("--lenient", action="store_true", help="skip bad lines and list them in the report instead of stopping")
+    imp.add_argument("--option", action="append", metavar="KEY=VALUE", help="format-specific option (repeatable)")
+    imp.set_defaults(func=_cmd_import)
+
     report = sub.add_parser("report", help="execute the backtest report notebook and render it to HTML")
     report.add_argument("--run", required=True, help="run directory written by mmlab backtest")
     report.add_argument("--out", required=True, help="directory for the executed notebook and HTML")
@@ -106,14 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_names() -> list[str]:
+    from mmlab.data.importers import FORMATS
+
+    return list(FORMATS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from mmlab.config import ConfigError
+    from mmlab.data.importers import ImportError_
     from mmlab.data.tape import TapeError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ConfigError, TapeError, FileNotFoundError) as err:
+    except (UserError, ConfigError, TapeError, ImportError_, FileNotFoundError) as err:
         print(f"mmlab: error: {err}", file=sys.stderr)
         return 2
 
