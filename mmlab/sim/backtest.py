@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,11 +29,17 @@ import pandas as pd
 from mmlab.config import SimConfig, StrategyConfig
 from mmlab.data.tape import Tape
 from mmlab.evaluator import markouts_from_mids
-from mmlab.pipeline import Pipeline
+from mmlab.pipeline import CycleOutput, Pipeline
 from mmlab.sim.venue import SimVenue
-from mmlab.types import ActionKind, MARKOUT_HORIZONS_S
+from mmlab.types import MARKOUT_HORIZONS_S, ActionKind, VenueUpdate
 
 __all__ = ["BacktestSummary", "BacktestResult", "run_backtest", "load_backtest", "backtest_synthetic", "with_maker_fee", "AccountingError"]
+
+
+class Strategy(Protocol):
+    """Anything that turns a venue update into order actions: the pipeline or a baseline."""
+
+    def cycle(self, update: VenueUpdate) -> CycleOutput: ...
 
 
 class AccountingError(RuntimeError):
@@ -160,9 +166,12 @@ def run_backtest(
     strategy: StrategyConfig | None = None,
     sim: SimConfig | None = None,
     *,
-    pipeline: Pipeline | None = None,
+    pipeline: Strategy | None = None,
 ) -> BacktestResult:
-    """Replay ``tape`` through ``pipeline`` (built from ``strategy`` if not given) on a SimVenue."""
+    """Replay ``tape`` through ``pipeline`` (built from ``strategy`` if not given) on a SimVenue.
+
+    ``pipeline`` may be any :class:`Strategy`, for example a baseline quoter.
+    """
     strategy = strategy or StrategyConfig(instrument=tape.instrument)
     sim = sim or SimConfig()
     if strategy.instrument != tape.instrument:
