@@ -78,7 +78,7 @@ class ImportReport:
     gaps: tuple[tuple[int, int], ...]
     crossed_or_locked: int
     out_of_order_exch: int
-    duplicate_trades: int
+    duplicate_trades: int  # found in the recording, whether dropped or left in the tape
     issues: tuple[ImportIssue, ...]
     unchecked: tuple[str, ...]
     checks: tuple[tuple[str, str], ...] = ()
@@ -134,6 +134,8 @@ class TapeBuilder:
         self.issues: list[ImportIssue] = []
         self.unchecked: list[str] = []
         self.checks: list[tuple[str, str]] = []
+        #: trades an importer dropped because their id had been seen (feeds replay on reconnect)
+        self.duplicate_trades_dropped = 0
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -223,7 +225,8 @@ class TapeBuilder:
         out_of_order = int(np.count_nonzero(np.diff(trade_ts_exch) < 0))
         ids = tape.trade_id[trades]
         ids = ids[ids != 0]
-        duplicates = int(ids.size - np.unique(ids).size)
+        # duplicates still in the tape plus those the importer recognised and dropped
+        duplicates = int(ids.size - np.unique(ids).size) + self.duplicate_trades_dropped
         return ImportReport(
             source=self.source,
             format=self.format_name,
