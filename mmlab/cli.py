@@ -88,6 +88,35 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mmlab.data.recorder import Recorder
+
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise UserError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    if args.max_messages is not None and args.max_messages <= 0:
+        raise UserError(f"--max-messages must be > 0, got {args.max_messages}")
+    try:
+        recorder = Recorder(
+            args.url,
+            args.coin,
+            args.out,
+            max_seconds=args.max_seconds,
+            max_messages=args.max_messages,
+            handle_signals=True,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    print(f"recording {args.coin} from {args.url} into {Path(args.out) / args.coin}; Ctrl-C stops", flush=True)
+    s = asyncio.run(recorder.run())
+    print(
+        f"recorded {s.messages:,} messages over {s.duration_s:.1f} s, {s.connections} connections, "
+        f"{s.gaps} gaps, into {len(s.paths)} files"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmlab", description="Market-making research workbench for Hyperliquid perps.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="directory for the executed notebook and HTML")
     report.add_argument("--notebook", default=str(DEFAULT_REPORT_NOTEBOOK), help="notebook template")
     report.set_defaults(func=_cmd_report)
+
+    record = sub.add_parser("record", help="record Hyperliquid's public websocket feed for one coin into hourly gzip files")
+    record.add_argument("--coin", required=True, help="Hyperliquid coin name, for example BTC")
+    record.add_argument("--out", default="data/recordings", help="root folder; files go to <out>/<COIN>/<YYYYMMDD>/<HH>.jsonl.gz")
+    record.add_argument("--url", default="wss://api.hyperliquid.xyz/ws", help="websocket endpoint")
+    record.add_argument("--max-seconds", type=float, help="stop after this many seconds (default: until Ctrl-C or SIGTERM)")
+    record.add_argument("--max-messages", type=int, help="stop after this many received messages")
+    record.set_defaults(func=_cmd_record)
     return parser
 
 
