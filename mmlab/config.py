@@ -311,18 +311,61 @@ class StrategyConfig(ConfigBase):
 
 @dataclass(**CONFIG)
 class SimConfig(ConfigBase):
-    """Simulated venue: constant latencies, fees (negative is a rebate)."""
+    """Simulated venue: latencies (s), fees (bps, negative is a rebate) and the queue model.
+
+    ``queue_model`` names a :mod:`mmlab.sim.models` queue model (``"risk_averse"``, ``"log"``,
+    ``"power:2"``, ...). A non-empty ``order_latency_samples_s`` replaces the constant
+    ``order_latency_s`` by draws from those recorded latencies, seeded with ``latency_seed``.
+    ``fee_tier`` records a Hyperliquid fee tier (``"vip2"``, ``"vip4+mm1"``); build such a config
+    with :meth:`for_fee_tier`, since the maker and taker fees must then be that tier's.
+    """
 
     feed_latency_s: float = 0.05
     order_latency_s: float = 0.05
     maker_fee_bps: float = 1.5
     taker_fee_bps: float = 4.5
+    fee_tier: str = ""
+    queue_model: str = "risk_averse"
+    order_latency_samples_s: tuple[float, ...] = ()
+    latency_seed: int = 0
 
     def __post_init__(self) -> None:
         check_field("SimConfig", "feed_latency_s", self.feed_latency_s, ge=0.0)
         check_field("SimConfig", "order_latency_s", self.order_latency_s, ge=0.0)
         check_field("SimConfig", "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
         check_field("SimConfig", "taker_fee_bps", self.taker_fee_bps, gt=-10.0, lt=100.0)
+        for index, latency_s in enumerate(self.order_latency_samples_s):
+            check_field("SimConfig", f"order_latency_samples_s[{index}]", latency_s, ge=0.0)
+        if isinstance(self.latency_seed, bool) or not isinstance(self.latency_seed, int) or self.latency_seed < 0:
+            raise ConfigError(f"SimConfig.latency_seed must be an integer >= 0, got {self.latency_seed!r}")
+        # the models live with the simulator; imported here so config stays importable on its own
+        from mmlab.sim.models import fee_schedule_for_tier, queue_model_from_name
+
+        for name in ("queue_model", "fee_tier"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"SimConfig.{name} must be a string, got {getattr(self, name)!r}")
+        try:
+            queue_model_from_name(self.queue_model)
+            schedule = fee_schedule_for_tier(self.fee_tier) if self.fee_tier else None
+        except ValueError as err:
+            raise ConfigError(f"SimConfig: {err}") from None
+        if schedule is not None and (schedule.maker_bps, schedule.taker_bps) != (self.maker_fee_bps, self.taker_fee_bps):
+            raise ConfigError(
+                f"SimConfig.fee_tier {self.fee_tier!r} charges maker {schedule.maker_bps} bps and taker "
+                f"{schedule.taker_bps} bps, but maker_fee_bps={self.maker_fee_bps} and taker_fee_bps="
+                f"{self.taker_fee_bps}; use SimConfig.for_fee_tier"
+            )
+
+    @classmethod
+    def for_fee_tier(cls, fee_tier: str, **fields: Any) -> SimConfig:
+        """A config charging the Hyperliquid perp fees of ``fee_tier`` (see :mod:`mmlab.sim.models`)."""
+        from mmlab.sim.models import fee_schedule_for_tier
+
+        try:
+            schedule = fee_schedule_for_tier(fee_tier)
+        except ValueError as err:
+            raise ConfigError(f"SimConfig: {err}") from None
+        return cls(fee_tier=fee_tier, maker_fee_bps=schedule.maker_bps, taker_fee_bps=schedule.taker_bps, **fields)
 
 
 def save_config(config: ConfigBase, path: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:

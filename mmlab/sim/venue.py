@@ -1,7 +1,8 @@
 """SimVenue: the :class:`~mmlab.venue.Venue` protocol over a recorded or synthetic tape.
 
 Our post-only (ALO) orders join the tape's book with a queue position, are filled by the tape's
-trades, pay maker fees and funding, and every message travels with a constant latency.
+trades, pay maker fees and funding. The queue, order-entry latency and fee models are swappable
+(:mod:`mmlab.sim.models`, :meth:`SimVenue.builder`); the defaults reproduce the rules below.
 
 Clocks
 ------
@@ -9,7 +10,9 @@ Everything runs on the tape's local clock (``ts_local``, ns). With the feed late
 ``f = feed_latency_s`` and the order-entry latency ``o = order_latency_s``:
 
 - a tape row seen locally at L happened at the exchange at ``E = L − f``;
-- an action submitted at local time t reaches the exchange at ``A = t + o``;
+- an action submitted at local time t reaches the exchange at ``A = t + o``; with a random
+  entry latency ``o`` is drawn per action and ``A = max(t + o, A of the previous action)``, so
+  actions still reach the exchange in submission order (a cancel never overtakes its place);
 - the exchange's answer (acknowledgement, rejection, cancel confirmation, fill) reaches us at the
   exchange time of the event plus ``f``; a fill caused by row r is therefore delivered at L_r,
   with ``Fill.ts_local = L_r`` and ``Fill.ts_exch`` = the row's ``ts_exch``.
@@ -42,9 +45,12 @@ Matching at the exchange
   as it stands would take liquidity, so the post-only order is rejected: it never rests, leaves
   the open orders and counts in ``rejections``. Otherwise it rests behind everything displayed at
   its price: ``queue_ahead`` = displayed size at arrival (the tape's book never includes us).
-- BOOK row at the price and side of a resting order with new size S: ``queue_ahead ←
-  min(queue_ahead, S)``. We assume only trades advance us (cancellations may have been behind us),
-  but the queue ahead cannot be longer than the level. Growth leaves ``queue_ahead`` alone:
+- BOOK row at the price and side of a resting order with new size S: the queue model moves
+  ``queue_ahead``. The default (risk-averse) sets ``queue_ahead ← min(queue_ahead, S)``: only
+  trades advance us (cancellations may have been behind us), but the queue ahead cannot be longer
+  than the level. A probabilistic model also moves us by part of each cancellation (see
+  :mod:`mmlab.sim.models`); the market volume traded at our level since its last BOOK row is
+  passed along so that a decrease the trades explain is not counted as a cancellation. Growth leaves ``queue_ahead`` alone:
   newcomers join behind us. After a BOOK_CLEAR, once the snapshot that follows it (the rows with
   the same ``ts_local``) is applied, every resting order is clamped to the size now at its level
   (0 if the level is gone).
@@ -66,7 +72,9 @@ Matching at the exchange
 Money
 -----
 - Fee of a fill: ``fee_usd = maker_fee_bps · 1e-4 · price · size`` (negative is a rebate).
-  Every order is post-only, so ``taker_fee_bps`` is never charged.
+  Every order is post-only, so ``taker_fee_bps`` is never charged (it is kept for unwind orders).
+  Fees come from ``SimConfig`` (``maker_fee_bps``/``taker_fee_bps``, or ``SimConfig.for_fee_tier``
+  with a Hyperliquid tier) or the builder's ``fees``/``fee_tier``.
 - FUNDING row with mark P and rate r: ``payment_usd = −position · P · r`` (a long pays a positive
   rate), added to cash and to ``funding_usd`` (signed: what we received).
 - ``cash_usd = −Σ side · price · size − Σ fee_usd + Σ payment_usd`` over fills and funding events,
@@ -86,11 +94,20 @@ import numpy as np
 from mmlab.config import InstrumentSpec, SimConfig
 from mmlab.data.book import OrderBook
 from mmlab.data.tape import EventKind, Tape, TapeError, validate_tape
+from mmlab.sim.models import (
+    ConstantLatency,
+    EmpiricalLatency,
+    FeeSchedule,
+    LatencyModel,
+    QueueModel,
+    fee_schedule_for_tier,
+    queue_model_from_name,
+)
 from mmlab.types import ActionKind, Fill, L2Book, OpenOrder, OrderAction, Side, Trade, VenueUpdate
 from mmlab.units import bps_to_frac, s_to_ns
 from mmlab.venue import AccountState
 
-__all__ = ["SimVenue", "FundingPayment"]
+__all__ = ["SimVenue", "SimVenueBuilder", "FundingPayment"]
 
 _BOOK = int(EventKind.BOOK)
 _TRADE = int(EventKind.TRADE)
@@ -125,7 +142,16 @@ class _Order:
     """One of our orders: the strategy's view (``view``) and the exchange's state."""
 
     __slots__ = (
-        "order_id", "side", "price", "size", "remaining", "ts_local_sent", "queue_ahead", "cancel_sent", "view"
+        "order_id",
+        "side",
+        "price",
+        "size",
+        "remaining",
+        "ts_local_sent",
+        "queue_ahead",
+        "traded",
+        "cancel_sent",
+        "view",
     )
 
     def __init__(self, order_id: int, side: int, price: float, size: float, ts_local_sent: int) -> None:
@@ -136,6 +162,8 @@ class _Order:
         self.remaining = size
         self.ts_local_sent = ts_local_sent
         self.queue_ahead = 0.0
+        # market volume traded at our level since its last BOOK row (the queue model's ``traded``)
+        self.traded = 0.0
         self.cancel_sent = False
         self.view = OpenOrder(order_id=order_id, side=_SIDES[side], price=price, size=size, ts_local_sent=ts_local_sent)
 
@@ -148,9 +176,21 @@ class SimVenue:
     tape : Tape
         One instrument's market events; validated on construction.
     config : SimConfig
-        Latencies (s) and fees (bps).
+        Latencies (s), fees (bps) and queue model; the keyword arguments below override it.
     book_levels : int
         Levels per side in the books that :meth:`poll` reports.
+    queue_model : QueueModel, optional
+        How cancellations at our level move us; default ``config.queue_model``.
+    order_latency : LatencyModel, optional
+        Order entry latency (submit → exchange); default ``config.order_latency_s``, or draws from
+        ``config.order_latency_samples_s`` when that is not empty.
+    feed_latency : ConstantLatency, optional
+        Feed latency (exchange → us), also the latency of the exchange's answers; default
+        ``config.feed_latency_s``.
+    fees : FeeSchedule, optional
+        Maker and taker fees; default ``config.maker_fee_bps`` and ``config.taker_fee_bps``.
+
+    :meth:`builder` assembles the same venue fluently.
 
     Attributes
     ----------
@@ -164,7 +204,17 @@ class SimVenue:
         Every funding payment, in tape order.
     """
 
-    def __init__(self, tape: Tape, config: SimConfig, *, book_levels: int = 20) -> None:
+    def __init__(
+        self,
+        tape: Tape,
+        config: SimConfig,
+        *,
+        book_levels: int = 20,
+        queue_model: QueueModel | None = None,
+        order_latency: LatencyModel | None = None,
+        feed_latency: ConstantLatency | None = None,
+        fees: FeeSchedule | None = None,
+    ) -> None:
         if isinstance(book_levels, bool) or not isinstance(book_levels, int) or book_levels < 1:
             raise ValueError(f"SimVenue.book_levels must be an integer >= 1, got {book_levels!r}")
         validate_tape(tape, where=f"SimVenue tape {tape.source or tape.instrument.coin!r}")
@@ -178,9 +228,29 @@ class SimVenue:
         self.tape = tape
         self.config = config
         self.book_levels = book_levels
-        self._feed_latency_ns = s_to_ns(config.feed_latency_s)
-        self._order_latency_ns = s_to_ns(config.order_latency_s)
-        self._maker_fee_frac = bps_to_frac(config.maker_fee_bps)
+        if feed_latency is None:
+            feed_latency = ConstantLatency(config.feed_latency_s)
+        if not isinstance(feed_latency, ConstantLatency):
+            # rows are ordered by ts_local; a random feed latency could reorder their exchange times
+            raise ValueError(f"SimVenue.feed_latency must be a ConstantLatency, got {feed_latency!r}")
+        if order_latency is None:
+            if config.order_latency_samples_s:
+                order_latency = EmpiricalLatency(config.order_latency_samples_s, config.latency_seed)
+            else:
+                order_latency = ConstantLatency(config.order_latency_s)
+        self.queue_model: QueueModel = queue_model or queue_model_from_name(config.queue_model)
+        self.order_latency: LatencyModel = order_latency
+        self.feed_latency: ConstantLatency = feed_latency
+        self.fees: FeeSchedule = fees or FeeSchedule(
+            maker_bps=config.maker_fee_bps, taker_bps=config.taker_fee_bps, tier=config.fee_tier
+        )
+        self._feed_latency_ns = s_to_ns(feed_latency.seconds)
+        self._draw_order_latency_ns = order_latency.sampler()
+        # arrival time at the exchange of the last action sent: nothing may overtake it
+        self._last_arrival_ns = _NEVER_NS
+        self._maker_fee_frac = bps_to_frac(self.fees.maker_bps)
+        # charged only to orders that take liquidity; every order is post-only today
+        self._taker_fee_frac = bps_to_frac(self.fees.taker_bps)
 
         # Python lists: indexing them in the row loop is several times faster than numpy scalars.
         self._ts_exch: list[int] = tape.ts_exch.tolist()
@@ -224,6 +294,11 @@ class SimVenue:
         self.rejections = 0
         self.failed_cancels = 0
         self.funding_events: list[FundingPayment] = []
+
+    @classmethod
+    def builder(cls, tape: Tape, config: SimConfig | None = None) -> SimVenueBuilder:
+        """Start a fluent :class:`SimVenueBuilder` on ``tape``, from ``config`` (default ``SimConfig()``)."""
+        return SimVenueBuilder(tape, config or SimConfig())
 
     # -- the Venue protocol ----------------------------------------------------------------
 
@@ -287,9 +362,14 @@ class SimVenue:
         for index, action in enumerate(actions):
             self._validate(index, action)
         self._clock_ns = ts
-        arrival_ns = ts + self._order_latency_ns
         assigned: list[int] = []
         for action in actions:
+            # A = max(t + drawn entry latency, A of the previous action): actions reach the
+            # exchange in submission order, so a cancel never overtakes its place
+            arrival_ns = ts + self._draw_order_latency_ns()
+            if arrival_ns < self._last_arrival_ns:
+                arrival_ns = self._last_arrival_ns
+            self._last_arrival_ns = arrival_ns
             if action.kind is ActionKind.PLACE:
                 order = _Order(self._next_order_id, int(action.side), float(action.price), float(action.size), ts)
                 self._next_order_id += 1
@@ -363,6 +443,8 @@ class SimVenue:
         kinds, sides, prices, sizes = self._kind, self._side, self._price, self._size
         feed_ns = self._feed_latency_ns
         apply_level = self.order_book.apply
+        size_at = self.order_book.size_at
+        on_depth = self.queue_model.on_depth
         resting = self._resting
         resting_by_id = self._resting_by_id
         in_flight = self._in_flight
@@ -386,15 +468,17 @@ class SimVenue:
                 side = sides[row]
                 price = prices[row]
                 size = sizes[row]
-                apply_level(side, price, size)
+                ours = resting[side].get(price) if resting_by_id else None
+                if ours:
+                    # the queue model sees the level before and after the change
+                    prev_size = size_at(side, price)
+                    apply_level(side, price, size)
+                    for order in ours:
+                        order.queue_ahead = on_depth(order.queue_ahead, prev_size, size, order.traded)
+                        order.traded = 0.0
+                else:
+                    apply_level(side, price, size)
                 book_row = row
-                if resting_by_id:
-                    ours = resting[side].get(price)
-                    if ours:
-                        for order in ours:
-                            # the queue ahead cannot be longer than the level
-                            if size < order.queue_ahead:
-                                order.queue_ahead = size
             elif kind == _TRADE:
                 trade_rows.append(row)
                 if resting_by_id and resting[-sides[row]]:
@@ -469,6 +553,7 @@ class SimVenue:
             displayed = book.size_at(order.side, order.price)
             if displayed < order.queue_ahead:
                 order.queue_ahead = displayed
+            order.traded = 0.0
 
     def _match_trade(self, row: int) -> None:
         """Fill our orders on the side the trade's aggressor hit."""
@@ -500,6 +585,11 @@ class SimVenue:
                 if order.remaining - fill_size <= _REMAINDER_TOLERANCE * order.size:
                     fill_size = order.remaining
                 self._fill(order, fill_size, row)
+        # the displayed level (which never includes us) loses the market's part of the trade;
+        # remembered so the next BOOK row's decrease is not also counted as a cancellation
+        market_traded = volume - filled_ahead
+        for order in levels.get(trade_price, ()):
+            order.traded += market_traded
 
     def _fill(self, order: _Order, fill_size: float, row: int) -> None:
         side, price = order.side, order.price
@@ -560,4 +650,67 @@ class SimVenue:
             size=self._size[row],
             aggressor=_SIDES[self._side[row]],
             trade_id=self._trade_id[row],
+        )
+
+
+class SimVenueBuilder:
+    """Assemble a :class:`SimVenue` from swappable models, as hftbacktest's asset builder does.
+
+    ``SimVenue.builder(tape).queue(ProbabilisticQueue.power(2)).order_latency(EmpiricalLatency(...))
+    .feed_latency(ConstantLatency(0.05)).fees(maker_bps=0.8, taker_bps=3.5).book_levels(20).build()``
+
+    Anything not set comes from the :class:`~mmlab.config.SimConfig` the builder started from.
+    """
+
+    def __init__(self, tape: Tape, config: SimConfig) -> None:
+        self._tape = tape
+        self._config = config
+        self._book_levels = 20
+        self._queue_model: QueueModel | None = None
+        self._order_latency: LatencyModel | None = None
+        self._feed_latency: ConstantLatency | None = None
+        self._fees: FeeSchedule | None = None
+
+    def queue(self, model: QueueModel) -> SimVenueBuilder:
+        """Queue position model (:class:`RiskAverseQueue`, :class:`ProbabilisticQueue`)."""
+        self._queue_model = model
+        return self
+
+    def order_latency(self, model: LatencyModel) -> SimVenueBuilder:
+        """Order entry latency, submit → exchange."""
+        self._order_latency = model
+        return self
+
+    def feed_latency(self, model: ConstantLatency) -> SimVenueBuilder:
+        """Feed latency, exchange → us (also carries the exchange's answers)."""
+        self._feed_latency = model
+        return self
+
+    def fees(self, *, maker_bps: float, taker_bps: float) -> SimVenueBuilder:
+        """Maker and taker fees in bps of notional (negative is a rebate)."""
+        for name, value in (("maker_bps", maker_bps), ("taker_bps", taker_bps)):
+            if not (_is_number(value) and math.isfinite(value)):
+                raise ValueError(f"SimVenueBuilder.fees: {name} must be a finite number, got {value!r}")
+        self._fees = FeeSchedule(maker_bps=float(maker_bps), taker_bps=float(taker_bps))
+        return self
+
+    def fee_tier(self, tier: str) -> SimVenueBuilder:
+        """Hyperliquid perp fee tier, e.g. ``"vip2"`` or ``"vip4+mm1"``."""
+        self._fees = fee_schedule_for_tier(tier)
+        return self
+
+    def book_levels(self, levels: int) -> SimVenueBuilder:
+        """Levels per side in the books that :meth:`SimVenue.poll` reports."""
+        self._book_levels = levels
+        return self
+
+    def build(self) -> SimVenue:
+        return SimVenue(
+            self._tape,
+            self._config,
+            book_levels=self._book_levels,
+            queue_model=self._queue_model,
+            order_latency=self._order_latency,
+            feed_latency=self._feed_latency,
+            fees=self._fees,
         )
