@@ -52,8 +52,8 @@ Matching at the exchange
   :mod:`mmlab.sim.models`); the market volume traded at our level since its last BOOK row is
   passed along so that a decrease the trades explain is not counted as a cancellation. Growth leaves ``queue_ahead`` alone:
   newcomers join behind us. After a BOOK_CLEAR, once the snapshot that follows it (the rows with
-  the same ``ts_local``) is applied, every resting order is clamped to the size now at its level
-  (0 if the level is gone).
+  the same ``ts_local``) is applied, each resting order's queue moves as if its level had changed
+  by a diff from its size before the clear to its size now (0 if the level is gone).
 - TRADE row whose aggressor SELLs at price p, against our bid at b (the mirror for a BUY aggressor
   against our asks):
 
@@ -269,6 +269,7 @@ class SimVenue:
         self._snapshot: L2Book | None = None
         # after a BOOK_CLEAR: the first row past its snapshot, where resting queues are re-clamped
         self._resync_row = -1
+        self._sizes_before_clear: dict[int, float] = {}
 
         self._clock_ns = _NEVER_NS
         self._trade_rows: list[int] = []
@@ -484,6 +485,11 @@ class SimVenue:
                 if resting_by_id and resting[-sides[row]]:
                     self._match_trade(row)
             elif kind == _BOOK_CLEAR:
+                if resting_by_id and resync_row == -1:
+                    # what our levels showed before the snapshot, for the queue model afterwards
+                    self._sizes_before_clear = {
+                        order_id: size_at(order.side, order.price) for order_id, order in resting_by_id.items()
+                    }
                 self.order_book.clear()
                 book_row = row
                 if resting_by_id:
@@ -548,12 +554,21 @@ class SimVenue:
             del level[order.price]
 
     def _clamp_queues_to_book(self) -> None:
+        """After a snapshot, move each queue as if its level changed by a diff.
+
+        A snapshot that shows our level smaller than before is the same evidence as a diff that
+        does, so the queue model sees (size before the clear, size now); the risk-averse model
+        then just clamps to the level. Orders that arrived during the snapshot saw no change.
+        """
         book = self.order_book
-        for order in self._resting_by_id.values():
+        before = self._sizes_before_clear
+        on_depth = self.queue_model.on_depth
+        for order_id, order in self._resting_by_id.items():
             displayed = book.size_at(order.side, order.price)
-            if displayed < order.queue_ahead:
-                order.queue_ahead = displayed
+            previous = before.get(order_id, displayed)
+            order.queue_ahead = on_depth(order.queue_ahead, previous, displayed, order.traded)
             order.traded = 0.0
+        self._sizes_before_clear = {}
 
     def _match_trade(self, row: int) -> None:
         """Fill our orders on the side the trade's aggressor hit."""
