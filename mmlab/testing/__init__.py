@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from mmlab.types import L2Book, MarketBelief, Trade, VenueUpdate
 
-__all__ = ["T0_NS", "make_belief", "make_book", "make_update"]
+if TYPE_CHECKING:
+    from mmlab.data.tape import Tape
+
+__all__ = ["T0_NS", "make_belief", "make_book", "make_update", "make_tape"]
 
 #: 2026-01-01 00:00:00 UTC in ns, a fixed start time for hand-made messages.
 T0_NS = 1_767_225_600_000_000_000
@@ -51,3 +54,31 @@ def make_update(book: L2Book | None, *, ts: int | None = None, trades: Sequence[
     """A venue update carrying ``book`` and ``trades``, no fills or orders."""
     ts_local = ts if ts is not None else (book.ts_local if book is not None else T0_NS)
     return VenueUpdate(ts_local=ts_local, book=book, trades=tuple(trades), fills=(), position=position, open_orders=())
+
+
+def make_tape(rows: Sequence[tuple], *, exchange_clock_offset_ns: int = 0, coin: str = "TEST") -> "Tape":
+    """A tape from ``(ts_local, kind, side, price, size, rate, trade_id)`` rows, in that order.
+
+    ``ts_exch`` is ``ts_local + exchange_clock_offset_ns``, so a test can give the two clocks an
+    offset and check that nothing orders events by the wrong one.
+    """
+    import numpy as np
+
+    from mmlab.config import InstrumentSpec
+    from mmlab.data.tape import Tape
+
+    ts_local, kind, side, price, size, rate, trade_id = (np.array(column) for column in zip(*rows))
+    return Tape.from_columns(
+        {
+            "ts_exch": ts_local + exchange_clock_offset_ns,
+            "ts_local": ts_local,
+            "kind": kind.astype(np.uint8),
+            "side": side,
+            "price": price,
+            "size": size,
+            "rate": rate,
+            "trade_id": trade_id,
+        },
+        instrument=InstrumentSpec(coin=coin),
+        source="hand-made",
+    )

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlab.config import ConfigError, InstrumentSpec, SimConfig
-from mmlab.data.tape import EventKind, Tape
+from mmlab.config import ConfigError, SimConfig
+from mmlab.data.tape import EventKind
 from mmlab.sim import (
     ConstantLatency,
     EmpiricalLatency,
@@ -26,6 +26,7 @@ from mmlab.sim import (
     fee_schedule_for_tier,
 )
 from mmlab.sim.models import queue_model_from_name
+from mmlab.testing import make_tape
 from mmlab.types import ActionKind, OrderAction, Side
 
 MS = 1_000_000  # ns
@@ -56,24 +57,6 @@ def opening_book(bid_size: float = 5.0) -> list[tuple]:
         book_row(0, Side.SELL, 100.1, 4.0),
         book_row(0, Side.SELL, 100.2, 6.0),
     ]
-
-
-def make_tape(rows: list[tuple]) -> Tape:
-    ts_local, kind, side, price, size, rate, trade_id = (np.array(column) for column in zip(*rows))
-    return Tape.from_columns(
-        {
-            "ts_exch": ts_local,
-            "ts_local": ts_local,
-            "kind": kind.astype(np.uint8),
-            "side": side,
-            "price": price,
-            "size": size,
-            "rate": rate,
-            "trade_id": trade_id,
-        },
-        instrument=InstrumentSpec(coin="TEST"),
-        source="hand-made",
-    )
 
 
 def place(side: Side, price: float, size: float) -> OrderAction:

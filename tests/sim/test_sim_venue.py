@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
-from mmlab.config import InstrumentSpec, SimConfig
+from mmlab.config import SimConfig
 from mmlab.data.tape import EventKind, Tape
 from mmlab.sim import SimVenue
+from mmlab.testing import make_tape as shared_make_tape
 from mmlab.types import ActionKind, OrderAction, Side
 
 MS = 1_000_000  # ns
@@ -65,21 +65,7 @@ def opening_book(ms: float = 0.0) -> list[tuple]:
 
 def make_tape(rows: list[tuple]) -> Tape:
     """A tape from (ts_local, kind, side, price, size, rate, trade_id) rows, in that order."""
-    ts_local, kind, side, price, size, rate, trade_id = (np.array(column) for column in zip(*rows))
-    return Tape.from_columns(
-        {
-            "ts_exch": ts_local + EXCHANGE_CLOCK_OFFSET_NS,
-            "ts_local": ts_local,
-            "kind": kind.astype(np.uint8),
-            "side": side,
-            "price": price,
-            "size": size,
-            "rate": rate,
-            "trade_id": trade_id,
-        },
-        instrument=InstrumentSpec(coin="TEST"),
-        source="hand-made",
-    )
+    return shared_make_tape(rows, exchange_clock_offset_ns=EXCHANGE_CLOCK_OFFSET_NS)
 
 
 def make_venue(rows: list[tuple], config: SimConfig = CONFIG, **kwargs) -> SimVenue:

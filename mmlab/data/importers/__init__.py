@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +35,8 @@ __all__ = [
     "TapeBuilder",
     "import_file",
     "decimals_of",
+    "sz_decimals_option",
+    "MAX_SZ_DECIMALS",
 ]
 
 #: gaps in local time longer than this are listed in the report, seconds
@@ -269,6 +271,23 @@ def count_crossed_books(tape: Tape) -> int:
             if bid >= ask:  # NaN (an empty side) compares False
                 crossed += 1
     return crossed
+
+
+#: Hyperliquid perps allow at most 6 decimals in a price, so szDecimals is at most 6 too
+MAX_SZ_DECIMALS = 6
+
+
+def sz_decimals_option(value: Any, format_name: str) -> int | None:
+    """The ``sz_decimals`` option from the command line (a string), checked; None when absent."""
+    if value is None:
+        return None
+    try:
+        decimals = int(value)
+    except (TypeError, ValueError):
+        raise ImportError_(f"{format_name}: option 'sz_decimals' must be an integer, got {value!r}") from None
+    if not 0 <= decimals <= MAX_SZ_DECIMALS:
+        raise ImportError_(f"{format_name}: option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {decimals}")
+    return decimals
 
 
 def decimals_of(text: str) -> int:

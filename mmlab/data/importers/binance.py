@@ -62,7 +62,7 @@ import numpy as np
 
 from mmlab.config import InstrumentSpec
 from mmlab.data.book import OrderBook
-from mmlab.data.importers import ImportError_, ImportResult, TapeBuilder, decimals_of
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
 
 __all__ = ["read_ws_capture", "VENUE"]
 
@@ -70,7 +70,6 @@ VENUE = "binance-futures"
 FORMAT_NAME = "binance-ws"
 NS_PER_MS = 1_000_000
 #: InstrumentSpec accepts sz_decimals in [0, 6]
-MAX_SZ_DECIMALS = 6
 #: at most this many bookTicker mismatches are listed one by one in the report
 MAX_MISMATCHES_LISTED = 10
 
@@ -257,7 +256,7 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: sz_decimals, symbol")
     symbol = options.get("symbol")
     symbol = str(symbol).upper() if symbol else None
-    sz_decimals = _sz_decimals_option(options.get("sz_decimals"))
+    sz_decimals = sz_decimals_option(options.get("sz_decimals"), FORMAT_NAME)
     files = _capture_files(path, symbol)
     source = str(path) if isinstance(path, (str, Path)) else ", ".join(str(f) for f in files)
     builder = TapeBuilder(source, FORMAT_NAME, strict=strict)
@@ -300,18 +299,6 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         "median_exch_minus_local_ms": _median_ms(state.clock_offsets_ns),
     }
     return builder.finish(instrument, venue=VENUE, extra=extra)
-
-
-def _sz_decimals_option(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        decimals = int(value)
-    except (TypeError, ValueError):
-        raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals' must be an integer, got {value!r}") from None
-    if not 0 <= decimals <= MAX_SZ_DECIMALS:
-        raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {decimals}")
-    return decimals
 
 
 def _line(text: str, state: _State, builder: TapeBuilder, file: str, line_number: int) -> None:

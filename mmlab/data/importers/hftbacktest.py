@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import ImportError_, ImportResult, TapeBuilder, decimals_of
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of
 from mmlab.data.tape import EventKind, Tape
 
 __all__ = [
@@ -88,7 +88,7 @@ EVENT_DTYPE = np.dtype(
     align=True,
 )
 METADATA_KEY = "mmlab"
-MAX_SZ_DECIMALS = 6
+
 _BOOK_KINDS = (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import ImportError_, ImportResult, TapeBuilder, decimals_of
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
 
 __all__ = ["read_ws_recording", "read_s3_l2book", "read_collector_csv", "seconds_text_to_ns"]
 
@@ -49,7 +49,6 @@ VENUE = "hyperliquid"
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 #: InstrumentSpec accepts szDecimals in [0, 6]; Hyperliquid perps use 0..5
-MAX_SZ_DECIMALS = 6
 FUNDING_NOT_RECORDED = (
     "funding payments: Hyperliquid pays funding hourly, but no payment is in the recording "
     "(activeAssetCtx rows carry only the predicted rate)"
@@ -73,18 +72,6 @@ def _options(options: dict[str, Any], allowed: set[str], format_name: str) -> di
     if unknown:
         raise ImportError_(f"{format_name}: unknown option {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
     return options
-
-
-def _sz_decimals_option(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        decimals = int(value)
-    except (TypeError, ValueError):
-        raise ImportError_(f"option 'sz_decimals' must be an integer, got {value!r}") from None
-    if not 0 <= decimals <= MAX_SZ_DECIMALS:
-        raise ImportError_(f"option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {decimals}")
-    return decimals
 
 
 def _decimals(text: str) -> int:
@@ -246,7 +233,7 @@ def read_ws_recording(path: Path, *, strict: bool = True, **options: Any) -> Imp
     path = Path(path)
     options = _options(options, {"coin", "sz_decimals"}, "hyperliquid-ws")
     coin_wanted: str | None = options.get("coin")
-    sz_decimals = _sz_decimals_option(options.get("sz_decimals"))
+    sz_decimals = sz_decimals_option(options.get("sz_decimals"), "hyperliquid-ws")
     if path.is_dir():
         files = sorted((f for f in path.rglob("*") if f.is_file() and f.name.endswith((".gz", ".jsonl"))), key=_natural_key)
         if not files:
@@ -422,7 +409,7 @@ def read_s3_l2book(path: Path, *, strict: bool = True, **options: Any) -> Import
     path = Path(path)
     options = _options(options, {"coin", "sz_decimals"}, "hyperliquid-s3")
     coin: str | None = options.get("coin")
-    sz_decimals = _sz_decimals_option(options.get("sz_decimals"))
+    sz_decimals = sz_decimals_option(options.get("sz_decimals"), "hyperliquid-s3")
     if path.is_dir():
         if coin is None:
             raise ImportError_(f"{path}: importing a folder of the S3 archive needs the option coin=...")
@@ -503,7 +490,7 @@ def read_collector_csv(path: Path, *, strict: bool = True, **options: Any) -> Im
     path = Path(path)
     options = _options(options, {"coin", "sz_decimals"}, "hyperliquid-collector-csv")
     coin: str | None = options.get("coin")
-    sz_decimals = _sz_decimals_option(options.get("sz_decimals"))
+    sz_decimals = sz_decimals_option(options.get("sz_decimals"), "hyperliquid-collector-csv")
     folder = path
     if path.is_file():
         folder = path.parent

@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import ImportError_, ImportResult, TapeBuilder, decimals_of
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
 
 __all__ = ["read_tardis_csv"]
 
 FORMAT_NAME = "tardis-csv"
 NS_PER_US = 1_000
-MAX_SZ_DECIMALS = 6
 COMMON = ("exchange", "symbol", "timestamp", "local_timestamp")
 _SNAPSHOT_COLUMN = re.compile(r"asks\[(\d+)\]\.price")
 
@@ -123,14 +122,7 @@ def read_tardis_csv(path: Path, *, strict: bool = True, **options: Any) -> Impor
     unknown = sorted(set(options) - {"symbol", "sz_decimals"})
     if unknown:
         raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: symbol, sz_decimals")
-    sz_decimals = options.get("sz_decimals")
-    if sz_decimals is not None:
-        try:
-            sz_decimals = int(sz_decimals)
-        except (TypeError, ValueError):
-            raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals' must be an integer, got {sz_decimals!r}") from None
-        if not 0 <= sz_decimals <= MAX_SZ_DECIMALS:
-            raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {sz_decimals}")
+    sz_decimals = sz_decimals_option(options.get("sz_decimals"), FORMAT_NAME)
     path = Path(path)
     if not path.is_file():
         raise ImportError_(f"{path}: no such file")

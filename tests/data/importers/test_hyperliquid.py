@@ -78,7 +78,7 @@ def crossed_count(expected_books: list) -> int:
 
 def test_ws_sample_matches_an_independent_read(shared_data: Path) -> None:
     path = shared_data / WS_SAMPLE
-    books, trade_rows, seen, duplicates, sizes = [], [], set(), 0, []
+    books, trade_rows, seen, duplicates = [], [], set(), 0
     first_row = last_row = None
     with gzip.open(path, "rt") as stream:
         for line in stream:
