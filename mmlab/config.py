@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from mmlab import units
+
 __all__ = [
     "ConfigError",
     "ConfigBase",
@@ -126,11 +128,18 @@ class ConfigBase:
 
 @dataclass(**CONFIG)
 class InstrumentSpec(ConfigBase):
-    """A Hyperliquid perpetual: its name and the venue grid."""
+    """An instrument and its venue grid.
+
+    With ``price_tick == 0`` (Hyperliquid) prices follow Hyperliquid's perp rule (5 significant
+    figures, at most 6 − szDecimals decimals); a positive ``price_tick`` is a fixed grid, for
+    replaying other venues' recordings on their own grid. Sizes have ``sz_decimals`` decimals.
+    The methods are where prices and sizes meet the grid: bids round down, asks up, never across.
+    """
 
     coin: str = "SYN"
     sz_decimals: int = 2
     min_order_notional_usd: float = 10.0
+    price_tick: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.coin:
@@ -138,6 +147,38 @@ class InstrumentSpec(ConfigBase):
         if not isinstance(self.sz_decimals, int) or not 0 <= self.sz_decimals <= 6:
             raise ConfigError(f"InstrumentSpec.sz_decimals must be an integer in [0, 6], got {self.sz_decimals!r}")
         check_field("InstrumentSpec", "min_order_notional_usd", self.min_order_notional_usd, ge=0.0)
+        check_field("InstrumentSpec", "price_tick", self.price_tick, ge=0.0)
+
+    def round_bid(self, price: float) -> float:
+        if self.price_tick:
+            return units.round_to_tick(price, self.price_tick, up=False)
+        return units.round_bid(price, self.sz_decimals)
+
+    def round_ask(self, price: float) -> float:
+        if self.price_tick:
+            return units.round_to_tick(price, self.price_tick, up=True)
+        return units.round_ask(price, self.sz_decimals)
+
+    def price_below(self, price: float) -> float:
+        """Largest grid price strictly below ``price``."""
+        if self.price_tick:
+            return units.round_to_tick(price - 0.5 * self.price_tick, self.price_tick, up=False)
+        return units.price_below(price, self.sz_decimals)
+
+    def price_above(self, price: float) -> float:
+        """Smallest grid price strictly above ``price``."""
+        if self.price_tick:
+            return units.round_to_tick(price + 0.5 * self.price_tick, self.price_tick, up=True)
+        return units.price_above(price, self.sz_decimals)
+
+    def round_size(self, size: float) -> float:
+        """Size rounded down to ``sz_decimals``, so a cap still holds."""
+        return units.round_size(size, self.sz_decimals)
+
+    def is_valid_price(self, price: float) -> bool:
+        if self.price_tick:
+            return units.is_on_tick(price, self.price_tick)
+        return units.is_valid_price(price, self.sz_decimals)
 
 
 @dataclass(**CONFIG)

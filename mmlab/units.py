@@ -38,6 +38,8 @@ __all__ = [
     "price_below",
     "price_above",
     "is_valid_price",
+    "round_to_tick",
+    "is_on_tick",
     "is_valid_size",
 ]
 
@@ -131,6 +133,31 @@ def price_below(price: float, sz_decimals: int) -> float:
 def price_above(price: float, sz_decimals: int) -> float:
     """Smallest valid price strictly above ``price`` (where a post-only ask may rest)."""
     return round_ask(price + 0.5 * price_tick(price, sz_decimals), sz_decimals)
+
+
+def _tick_decimals(tick: float) -> int:
+    text = f"{tick:.12f}".rstrip("0")
+    return len(text.partition(".")[2])
+
+
+def round_to_tick(price: float, tick: float, *, up: bool) -> float:
+    """Round onto a fixed grid of ``tick`` (venues other than Hyperliquid): up for asks, down for bids."""
+    if not (tick > 0.0 and math.isfinite(tick)):
+        raise ValueError(f"tick must be positive and finite, got {tick!r}")
+    scaled = price / tick
+    ticks = math.ceil(scaled - _ROUNDING_SLACK) if up else math.floor(scaled + _ROUNDING_SLACK)
+    rounded = round(ticks * tick, _tick_decimals(tick))
+    if rounded <= 0.0:
+        raise ValueError(f"price {price!r} rounds to {rounded!r}, below the grid")
+    return rounded
+
+
+def is_on_tick(price: float, tick: float) -> bool:
+    """True when ``price`` is a positive multiple of ``tick``."""
+    if not (price > 0.0 and math.isfinite(price)):
+        return False
+    scaled = price / tick
+    return abs(scaled - round(scaled)) <= 1e-6
 
 
 def is_valid_price(price: float, sz_decimals: int) -> bool:

@@ -36,7 +36,6 @@ from mmlab.types import (
     RiskBudget,
     Side,
 )
-from mmlab.units import price_above, price_below, round_ask, round_bid, round_size
 
 __all__ = ["Executor", "LadderExecutor", "reconcile", "limit_exposure"]
 
@@ -100,29 +99,29 @@ class LadderExecutor:
         budget: RiskBudget | None = None,
     ) -> tuple[OrderAction, ...]:
         actions = reconcile(target, live, self.config.reprice_tolerance_bps, self.config.resize_tolerance_frac)
-        return limit_exposure(actions, live, pending_cancels, budget, self.instrument.sz_decimals)
+        return limit_exposure(actions, live, pending_cancels, budget, self.instrument)
 
     # -- internals -------------------------------------------------------------------------
 
     def _snap(self, levels: Sequence[LevelPricing], sizes: np.ndarray, side: Side, book: L2Book) -> tuple[Quote, ...]:
-        sz_decimals = self.instrument.sz_decimals
-        min_notional = self.instrument.min_order_notional_usd
+        instrument = self.instrument
+        min_notional = instrument.min_order_notional_usd
         if side is Side.BUY:
-            limit = price_below(book.best_ask, sz_decimals)  # best price a post-only bid may take
+            limit = instrument.price_below(book.best_ask)  # best price a post-only bid may take
         else:
-            limit = price_above(book.best_bid, sz_decimals)
+            limit = instrument.price_above(book.best_bid)
         merged: dict[float, float] = {}
         for level, size in zip(levels, sizes):
             if size <= 0.0:
                 continue
             if side is Side.BUY:
-                price = min(round_bid(level.price, sz_decimals), limit)
+                price = min(instrument.round_bid(level.price), limit)
             else:
-                price = max(round_ask(level.price, sz_decimals), limit)
+                price = max(instrument.round_ask(level.price), limit)
             merged[price] = merged.get(price, 0.0) + float(size)
         quotes = []
         for k, price in enumerate(sorted(merged, reverse=side is Side.BUY)):
-            size = round_size(merged[price], sz_decimals)
+            size = instrument.round_size(merged[price])
             if size <= 0.0 or size * price < min_notional:
                 continue
             quotes.append(Quote(side=side, price=price, size=size, level=k))
@@ -172,7 +171,7 @@ def limit_exposure(
     live: Sequence[OpenOrder],
     pending_cancels: Sequence[OpenOrder],
     budget: RiskBudget | None,
-    sz_decimals: int,
+    instrument: InstrumentSpec,
 ) -> tuple[OrderAction, ...]:
     """Trim new orders so that every order that could still fill keeps |position| ≤ q_max.
 
@@ -194,7 +193,7 @@ def limit_exposure(
         if action.kind is ActionKind.CANCEL:
             kept.append(action)
             continue
-        size = round_size(min(action.size, room[action.side]), sz_decimals)
+        size = instrument.round_size(min(action.size, room[action.side]))
         if size <= 0.0:
             continue
         room[action.side] -= size

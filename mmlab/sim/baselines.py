@@ -13,7 +13,6 @@ from mmlab.evaluator import MarkoutEvaluator
 from mmlab.executor import limit_exposure, reconcile
 from mmlab.pipeline import CycleOutput
 from mmlab.types import Quote, QuoteSet, RiskBudget, Side, VenueUpdate
-from mmlab.units import price_above, price_below, round_ask, round_bid, round_size
 
 __all__ = ["FixedSpreadQuoter"]
 
@@ -38,7 +37,7 @@ class FixedSpreadQuoter:
             raise ValueError("FixedSpreadQuoter: half_spread_bps, size and q_max must be > 0")
         self.instrument = instrument
         self.half_spread_bps = half_spread_bps
-        self.size = round_size(size, instrument.sz_decimals)
+        self.size = instrument.round_size(size)
         self.q_max = q_max
         self.reprice_tolerance_bps = reprice_tolerance_bps
         self.evaluator = MarkoutEvaluator()
@@ -48,11 +47,11 @@ class FixedSpreadQuoter:
         ts = update.ts_local
         quotes = QuoteSet(ts_local=ts, bids=(), asks=())
         if book is not None and book.has_both_sides and not book.is_crossed and self.size > 0:
-            szd = self.instrument.sz_decimals
+            grid = self.instrument
             mid = book.mid
             offset = mid * self.half_spread_bps * 1e-4
-            bid = min(round_bid(mid - offset, szd), price_below(book.best_ask, szd))
-            ask = max(round_ask(mid + offset, szd), price_above(book.best_bid, szd))
+            bid = min(grid.round_bid(mid - offset), grid.price_below(book.best_ask))
+            ask = max(grid.round_ask(mid + offset), grid.price_above(book.best_bid))
             quotes = QuoteSet(
                 ts_local=ts,
                 bids=(Quote(side=Side.BUY, price=bid, size=self.size),),
@@ -64,7 +63,7 @@ class FixedSpreadQuoter:
             max_order_size=self.size, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=math.inf,
         )
         actions = reconcile(quotes, update.open_orders, self.reprice_tolerance_bps, 0.0)
-        actions = limit_exposure(actions, update.open_orders, update.pending_cancels, budget, self.instrument.sz_decimals)
+        actions = limit_exposure(actions, update.open_orders, update.pending_cancels, budget, self.instrument)
         return CycleOutput(
             ts_local=ts, observations=(), belief=None, budget=budget, surface=None, quotes=quotes,
             actions=actions, updates=self.evaluator.evaluate(update),

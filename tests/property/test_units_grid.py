@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mmlab.config import InstrumentSpec
 from mmlab.units import (
     is_valid_price,
     is_valid_size,
@@ -124,3 +125,18 @@ def test_examples_of_valid_and_invalid_prices():
 def test_bad_sz_decimals_is_rejected():
     with pytest.raises(ValueError, match="sz_decimals"):
         round_bid(100.0, 7)
+
+
+@given(
+    # at least two of the coarsest tick above zero, so a price below the bid exists
+    st.floats(min_value=10.0, max_value=1e6, allow_nan=False),
+    st.sampled_from([0.1, 0.5, 0.01, 0.25, 1.0, 5.0]),
+)
+def test_fixed_tick_grid_of_other_venues(price, tick):
+    grid = InstrumentSpec(coin="X", sz_decimals=3, price_tick=tick)
+    bid, ask = grid.round_bid(price), grid.round_ask(price)
+    assert bid <= price * (1 + 1e-12) and ask >= price * (1 - 1e-12)
+    assert grid.is_valid_price(bid) and grid.is_valid_price(ask)
+    assert ask - bid <= tick * (1 + 1e-9)
+    assert grid.price_below(bid) < bid < grid.price_above(bid)
+    assert abs(grid.price_above(bid) - bid - tick) < tick * 1e-6

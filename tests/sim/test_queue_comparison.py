@@ -41,3 +41,18 @@ def test_risk_averse_never_fills_more_than_probabilistic_on_hyperliquid_btc(hype
         assert risk_averse_count <= count and risk_averse_volume <= volume + 1e-12, (model, fills)
     # cancellations ahead of us are real on this tape: some model must gain from them
     assert any(fills[m][0] > risk_averse_count for m in PROBABILISTIC), fills
+
+
+def test_risk_averse_never_fills_more_than_probabilistic_on_binance_btcusdt(shared_data):
+    # depth diffs carry every cancellation; quotes 0.001 bps from the mid round onto the touch
+    # of Binance's 0.1 USDT grid (the importer reads the tick from the prices)
+    path = shared_data / "binance-futures-hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+    tape = import_file(path, "binance-ws").tape
+    assert tape.instrument.price_tick == pytest.approx(0.1)
+    fills = _fills_by_model(tape, half_spread_bps=0.001, size=0.002, q_max=10.0)
+    risk_averse_count, risk_averse_volume = fills["risk_averse"]
+    assert risk_averse_count > 100
+    for model in PROBABILISTIC:
+        count, volume = fills[model]
+        assert risk_averse_count <= count and risk_averse_volume <= volume + 1e-12, (model, fills)
+    assert all(fills[m][1] > risk_averse_volume for m in PROBABILISTIC), fills

@@ -212,6 +212,8 @@ class _State:
     last_ts_local: int | None = None
     crossed_after_diff: int = 0
     size_texts: set[str] = field(default_factory=set)
+    #: trade price strings, whose decimals give the venue's price tick
+    price_texts: set[str] = field(default_factory=set)
     #: u of each applied diff -> (best bid, its size, best ask, its size) right after it
     best_after: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
     #: bookTickers: (u, message data, file, line)
@@ -251,9 +253,9 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         Unknown option, no file, or (strict) a corrupt line, a broken ``pu`` chain or no REST
         snapshot, naming the file, line and field.
     """
-    unknown = sorted(set(options) - {"symbol", "sz_decimals"})
+    unknown = sorted(set(options) - {"symbol", "sz_decimals", "price_tick"})
     if unknown:
-        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: sz_decimals, symbol")
+        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: price_tick, sz_decimals, symbol")
     symbol = options.get("symbol")
     symbol = str(symbol).upper() if symbol else None
     sz_decimals = sz_decimals_option(options.get("sz_decimals"), FORMAT_NAME)
@@ -286,7 +288,12 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         raise ImportError_(f"{source}: no Binance stream message found")
     if sz_decimals is None:
         sz_decimals = min(max(map(decimals_of, state.size_texts), default=0), MAX_SZ_DECIMALS)
-    instrument = InstrumentSpec(coin=state.symbol, sz_decimals=sz_decimals)
+    # Binance quotes on a fixed tick; the finest decimal written in a trade price is that tick
+    # (trailing zeros ignored) unless the user names it
+    price_tick = _price_tick_option(options.get("price_tick"))
+    if price_tick is None:
+        price_tick = 10.0 ** -max(map(decimals_of, state.price_texts), default=0)
+    instrument = InstrumentSpec(coin=state.symbol, sz_decimals=sz_decimals, price_tick=price_tick)
     extra = {
         "files": [str(f) for f in files],
         "symbol": state.symbol,
@@ -299,6 +306,18 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         "median_exch_minus_local_ms": _median_ms(state.clock_offsets_ns),
     }
     return builder.finish(instrument, venue=VENUE, extra=extra)
+
+
+def _price_tick_option(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        tick = float(value)
+    except (TypeError, ValueError):
+        raise ImportError_(f"{FORMAT_NAME}: option 'price_tick' must be a number, got {value!r}") from None
+    if not (0.0 < tick < math.inf):
+        raise ImportError_(f"{FORMAT_NAME}: option 'price_tick' must be positive, got {value!r}")
+    return tick
 
 
 def _line(text: str, state: _State, builder: TapeBuilder, file: str, line_number: int) -> None:
@@ -354,8 +373,9 @@ def _line(text: str, state: _State, builder: TapeBuilder, file: str, line_number
 def _trade(data: dict[str, Any], ts_local: int, state: _State, builder: TapeBuilder) -> None:
     trade_time_ms = _integer(data, "T")
     trade_id = _integer(data, "t")
-    price, _ = _text_number(data, "p", positive=True)
+    price, price_text = _text_number(data, "p", positive=True)
     size, size_text = _text_number(data, "q", positive=True)
+    state.price_texts.add(price_text)
     buyer_is_maker = data.get("m")
     if not isinstance(buyer_is_maker, bool):
         raise _BadField("m", f"is not true/false: {buyer_is_maker!r}")
