@@ -14,11 +14,13 @@ skipped and an entry naming file, line and field goes into the report.
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
@@ -35,6 +37,8 @@ __all__ = [
     "TapeBuilder",
     "import_file",
     "decimals_of",
+    "open_text",
+    "text_lines",
     "sz_decimals_option",
     "MAX_SZ_DECIMALS",
 ]
@@ -288,6 +292,40 @@ def sz_decimals_option(value: Any, format_name: str) -> int | None:
     if not 0 <= decimals <= MAX_SZ_DECIMALS:
         raise ImportError_(f"{format_name}: option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {decimals}")
     return decimals
+
+
+def open_text(file: Path) -> IO[str]:
+    """Open a text file, gzip-compressed or plain (told apart by gzip's magic bytes)."""
+    with open(file, "rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(file, "rt", encoding="utf-8") if compressed else open(file, encoding="utf-8")
+
+
+def text_lines(
+    file: Path, builder: TapeBuilder, opener: Callable[[Path], IO[str]] = open_text
+) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, text)`` of a (compressed) text file; a cut stream ends with a warning.
+
+    A recorder killed mid-write leaves a compressed stream without its end; everything
+    decompressed before that point is good data, so it is yielded and the truncation is reported
+    (naming the file and the last complete line) rather than raised.
+    """
+    line_number = 0
+    try:
+        with opener(file) as stream:
+            for text in stream:
+                line_number += 1
+                yield line_number, text
+    # RuntimeError is what lz4.frame raises on a cut frame
+    except (EOFError, zlib.error, gzip.BadGzipFile, RuntimeError, OSError, UnicodeDecodeError) as err:
+        builder.note(
+            line_number or None,
+            None,
+            f"{file.name} ends mid-stream (truncated or corrupt): imported up to line {line_number}, "
+            f"the last complete one ({type(err).__name__}: {err})",
+            severity="warning",
+            file=str(file),
+        )
 
 
 def decimals_of(text: str) -> int:

@@ -50,19 +50,17 @@ offset so a user can see it.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from mmlab.config import InstrumentSpec
 from mmlab.data.book import OrderBook
-from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option, text_lines
 
 __all__ = ["read_ws_capture", "VENUE"]
 
@@ -170,26 +168,6 @@ def _symbol_of_name(file: Path) -> str:
     return head if head and tail.isdigit() else stem
 
 
-def _lines(file: Path, builder: TapeBuilder) -> Iterator[tuple[int, str]]:
-    """``(1-based line number, text)``; a truncated gzip stream ends with a warning, not an error."""
-    with open(file, "rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    line_number = 0
-    try:
-        with (gzip.open(file, "rt") if compressed else open(file)) as stream:
-            for text in stream:
-                line_number += 1
-                yield line_number, text
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, UnicodeDecodeError) as err:
-        # a recorder killed mid-write leaves a stream without its end; what came before is good
-        builder.note(
-            line_number or None,
-            None,
-            f"{file.name} ends mid-stream (truncated or corrupt) after line {line_number} ({type(err).__name__}: {err})",
-            file=str(file),
-        )
-
-
 @dataclass(slots=True)
 class _State:
     """The reconstruction's state, carried from one file to the next."""
@@ -266,7 +244,7 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
 
     for file in files:
         file_name = str(file)
-        for line_number, text in _lines(file, builder):
+        for line_number, text in text_lines(file, builder):
             try:
                 _line(text, state, builder, file_name, line_number)
             except _BadField as bad:

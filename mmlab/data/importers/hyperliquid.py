@@ -30,18 +30,16 @@ unknown option raises rather than being ignored.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import re
-import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option, text_lines
 
 __all__ = ["read_ws_recording", "read_s3_l2book", "read_collector_csv", "seconds_text_to_ns"]
 
@@ -150,35 +148,6 @@ def _levels(data: dict[str, Any], sizes_seen: list[int]) -> tuple[list[tuple[flo
     return sides[0], sides[1]
 
 
-def _line_stream(file: Path, opener: Any, builder: TapeBuilder) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a (compressed) text file; a truncated stream ends with a warning.
-
-    A recorder killed mid-write leaves a compressed stream without its end marker; everything
-    decompressed before that point is still good data, so it is yielded and the truncation is
-    reported rather than raised.
-    """
-    line_number = 0
-    try:
-        with opener(file) as stream:
-            for text in stream:
-                line_number += 1
-                yield line_number, text
-    except (EOFError, zlib.error, gzip.BadGzipFile, RuntimeError, OSError) as err:
-        builder.note(
-            line_number or None,
-            None,
-            f"{file.name} ends mid-stream (truncated or corrupt): imported up to line {line_number}, "
-            f"the last complete one ({type(err).__name__}: {err})",
-            severity="warning",
-            file=str(file),
-        )
-
-
-def _is_gzip(file: Path) -> bool:
-    with open(file, "rb") as stream:
-        return stream.read(2) == b"\x1f\x8b"
-
-
 def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
     # the S3 archive's hour folders are not zero-padded ("2" must sort before "12")
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in path.parts)
@@ -243,8 +212,7 @@ def read_ws_recording(path: Path, *, strict: bool = True, **options: Any) -> Imp
     builder = TapeBuilder(path, "hyperliquid-ws", strict=strict)
     state = _WsState(coin_wanted)
     for file in files:
-        opener = (lambda f: gzip.open(f, "rt", encoding="utf-8")) if _is_gzip(file) else (lambda f: open(f, encoding="utf-8"))
-        for line_number, text in _line_stream(file, opener, builder):
+        for line_number, text in text_lines(file, builder):
             if not text.strip():
                 continue
             try:
@@ -422,7 +390,7 @@ def read_s3_l2book(path: Path, *, strict: bool = True, **options: Any) -> Import
     builder = TapeBuilder(path, "hyperliquid-s3", strict=strict)
     sizes_seen: list[int] = []
     for file in files:
-        for line_number, text in _line_stream(file, lambda f: lz4.frame.open(f, "rt", encoding="utf-8"), builder):
+        for line_number, text in text_lines(file, builder, lambda f: lz4.frame.open(f, "rt", encoding="utf-8")):
             if not text.strip():
                 continue
             try:
