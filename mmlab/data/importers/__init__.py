@@ -20,7 +20,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,6 +40,8 @@ __all__ = [
     "open_text",
     "text_lines",
     "sz_decimals_option",
+    "price_tick_option",
+    "tick_of_decimals",
     "MAX_SZ_DECIMALS",
 ]
 
@@ -292,6 +294,29 @@ def sz_decimals_option(value: Any, format_name: str) -> int | None:
     if not 0 <= decimals <= MAX_SZ_DECIMALS:
         raise ImportError_(f"{format_name}: option 'sz_decimals' must be in [0, {MAX_SZ_DECIMALS}], got {decimals}")
     return decimals
+
+
+def price_tick_option(value: Any, format_name: str) -> float | None:
+    """The ``price_tick`` option (USD, a string from the command line), checked; None when absent."""
+    if value is None:
+        return None
+    try:
+        tick = float(value)
+    except (TypeError, ValueError):
+        raise ImportError_(f"{format_name}: option 'price_tick' must be a number, got {value!r}") from None
+    if not (0.0 < tick < math.inf):
+        raise ImportError_(f"{format_name}: option 'price_tick' must be positive and finite, got {value!r}")
+    return tick
+
+
+def tick_of_decimals(decimals: Iterable[int]) -> float:
+    """The venue tick a fixed-tick venue's prices imply: ``10^−d`` for the most decimals ``d`` written.
+
+    An inference, not a fact: a tick of 0.5 written as 0.5, 1.0, 1.5 reads as 0.1, and a tick
+    finer than any price in the file shows is not seen. Importers say so in their report and take
+    the ``price_tick`` option instead when the user gives it.
+    """
+    return 10.0 ** -max(decimals, default=0)
 
 
 def open_text(file: Path) -> IO[str]:

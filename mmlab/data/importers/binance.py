@@ -60,7 +60,17 @@ import numpy as np
 
 from mmlab.config import InstrumentSpec
 from mmlab.data.book import OrderBook
-from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option, text_lines
+from mmlab.data.importers import (
+    MAX_SZ_DECIMALS,
+    ImportError_,
+    ImportResult,
+    TapeBuilder,
+    decimals_of,
+    price_tick_option,
+    sz_decimals_option,
+    text_lines,
+    tick_of_decimals,
+)
 
 __all__ = ["read_ws_capture", "VENUE"]
 
@@ -268,9 +278,9 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         sz_decimals = min(max(map(decimals_of, state.size_texts), default=0), MAX_SZ_DECIMALS)
     # Binance quotes on a fixed tick; the finest decimal written in a trade price is that tick
     # (trailing zeros ignored) unless the user names it
-    price_tick = _price_tick_option(options.get("price_tick"))
+    price_tick = price_tick_option(options.get("price_tick"), FORMAT_NAME)
     if price_tick is None:
-        price_tick = 10.0 ** -max(map(decimals_of, state.price_texts), default=0)
+        price_tick = tick_of_decimals(map(decimals_of, state.price_texts))
     instrument = InstrumentSpec(coin=state.symbol, sz_decimals=sz_decimals, price_tick=price_tick)
     extra = {
         "files": [str(f) for f in files],
@@ -284,18 +294,6 @@ def read_ws_capture(path: Path | str | Sequence[Path | str], *, strict: bool = T
         "median_exch_minus_local_ms": _median_ms(state.clock_offsets_ns),
     }
     return builder.finish(instrument, venue=VENUE, extra=extra)
-
-
-def _price_tick_option(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        tick = float(value)
-    except (TypeError, ValueError):
-        raise ImportError_(f"{FORMAT_NAME}: option 'price_tick' must be a number, got {value!r}") from None
-    if not (0.0 < tick < math.inf):
-        raise ImportError_(f"{FORMAT_NAME}: option 'price_tick' must be positive, got {value!r}")
-    return tick
 
 
 def _line(text: str, state: _State, builder: TapeBuilder, file: str, line_number: int) -> None:

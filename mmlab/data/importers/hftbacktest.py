@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of
+from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, price_tick_option, tick_of_decimals
 from mmlab.data.tape import EventKind, Tape
 
 __all__ = [
@@ -104,16 +104,19 @@ def read_npz(path: Path, *, strict: bool = True, **options: Any) -> ImportResult
     **options
         ``coin`` (default: saved by :func:`write_npz`, else the file name before the first
         ``_``), ``venue`` (default: saved, else ``"hftbacktest"``), ``sz_decimals`` (default:
-        saved, else the most decimals in any size).
+        saved, else the most decimals in any size), ``price_tick`` in USD (default: saved; else
+        Hyperliquid's significant-figure rule when the venue is ``hyperliquid``; else ``10^−d`` for
+        the most decimals ``d`` in any price, flagged in the report as inferred).
 
     Returns
     -------
     ImportResult
         The tape and its report; rows are the events that carry LOCAL_EVENT.
     """
-    unknown = sorted(set(options) - {"coin", "venue", "sz_decimals"})
+    unknown = sorted(set(options) - {"coin", "venue", "sz_decimals", "price_tick"})
     if unknown:
-        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: coin, sz_decimals, venue")
+        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: coin, price_tick, sz_decimals, venue")
+    price_tick = price_tick_option(options.get("price_tick"), FORMAT_NAME)
     path = Path(path)
     if not path.is_file():
         raise ImportError_(f"{path}: no such file")
@@ -206,11 +209,22 @@ def read_npz(path: Path, *, strict: bool = True, **options: Any) -> ImportResult
         unique_sizes = np.unique(events["qty"])
         sz_decimals = max((decimals_of(repr(float(q))) for q in unique_sizes[np.isfinite(unique_sizes)]), default=0)
         sz_decimals = min(sz_decimals, MAX_SZ_DECIMALS)
+    if price_tick is None:
+        price_tick = saved.get("price_tick")
+    if price_tick is None:
+        if str(venue).lower() == "hyperliquid":
+            price_tick = 0.0  # InstrumentSpec's Hyperliquid rule: 5 significant figures
+        else:
+            unique_prices = np.unique(events["px"][events["px"] > 0])
+            price_tick = tick_of_decimals(decimals_of(repr(float(p))) for p in unique_prices[np.isfinite(unique_prices)])
+            builder.note(
+                None, "px", f"price tick {price_tick:g} USD inferred from the decimals of the prices; give option price_tick to override", severity="info"
+            )
     try:
         sz_decimals = int(sz_decimals)
-        instrument = InstrumentSpec(coin=str(coin), sz_decimals=sz_decimals)
+        instrument = InstrumentSpec(coin=str(coin), sz_decimals=sz_decimals, price_tick=float(price_tick))
     except (TypeError, ValueError) as err:
-        raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals' or 'coin' is invalid: {err}") from None
+        raise ImportError_(f"{FORMAT_NAME}: option 'sz_decimals', 'price_tick' or 'coin' is invalid: {err}") from None
     return builder.finish(instrument, venue=str(venue), extra={"file": str(path)})
 
 
@@ -259,7 +273,15 @@ def write_npz(tape: Tape, path: str | Path) -> tuple[Path, int]:
     events["px"] = np.where(is_clear, 0.0, tape.price[keep])
     events["qty"] = tape.size[keep]
     events["ival"] = tape.trade_id[keep]
-    metadata = json.dumps({"coin": tape.instrument.coin, "sz_decimals": tape.instrument.sz_decimals, "venue": tape.venue, "source": tape.source})
+    metadata = json.dumps(
+        {
+            "coin": tape.instrument.coin,
+            "sz_decimals": tape.instrument.sz_decimals,
+            "price_tick": tape.instrument.price_tick,
+            "venue": tape.venue,
+            "source": tape.source,
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as stream:  # a file object: numpy would otherwise append ".npz"
         np.savez_compressed(stream, data=events, **{METADATA_KEY: np.array(metadata)})

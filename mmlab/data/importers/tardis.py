@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mmlab.config import InstrumentSpec
-from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option
+from mmlab.data.importers import (
+    MAX_SZ_DECIMALS,
+    ImportError_,
+    ImportResult,
+    TapeBuilder,
+    decimals_of,
+    price_tick_option,
+    sz_decimals_option,
+    tick_of_decimals,
+)
 
 __all__ = ["read_tardis_csv"]
 
@@ -113,16 +122,20 @@ def read_tardis_csv(path: Path, *, strict: bool = True, **options: Any) -> Impor
     **options
         ``symbol``: keep only rows of this symbol (default: the first row's; other symbols are
         skipped and counted). ``sz_decimals``: size decimals (default: most decimals seen).
+        ``price_tick``: the venue's price tick in USD (default: Hyperliquid's significant-figure
+        rule when ``exchange`` is ``hyperliquid``, else ``10^−d`` for the most decimals ``d``
+        written in any price, which the report flags as inferred).
 
     Returns
     -------
     ImportResult
         The tape and report; ``tape.extra["data_type"]`` names the detected data type.
     """
-    unknown = sorted(set(options) - {"symbol", "sz_decimals"})
+    unknown = sorted(set(options) - {"symbol", "sz_decimals", "price_tick"})
     if unknown:
-        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: symbol, sz_decimals")
+        raise ImportError_(f"{FORMAT_NAME}: unknown option {unknown[0]!r}; known: price_tick, symbol, sz_decimals")
     sz_decimals = sz_decimals_option(options.get("sz_decimals"), FORMAT_NAME)
+    price_tick = price_tick_option(options.get("price_tick"), FORMAT_NAME)
     path = Path(path)
     if not path.is_file():
         raise ImportError_(f"{path}: no such file")
@@ -138,6 +151,7 @@ def read_tardis_csv(path: Path, *, strict: bool = True, **options: Any) -> Impor
     state: dict[str, Any] = {
         "exchange": None,
         "size_texts": set(),
+        "price_texts": set(),
         "other_symbols": 0,
         "text_ids": 0,
         "previous_snapshot_key": None,
@@ -178,8 +192,17 @@ def read_tardis_csv(path: Path, *, strict: bool = True, **options: Any) -> Impor
         builder.cannot_check("depth beyond the best bid and ask: a quotes file holds one level per side")
     if sz_decimals is None:
         sz_decimals = min(max(map(decimals_of, state["size_texts"]), default=0), MAX_SZ_DECIMALS)
-    instrument = InstrumentSpec(coin=symbol, sz_decimals=sz_decimals)
-    return builder.finish(instrument, venue=state["exchange"] or "tardis", extra={"data_type": data_type, "file": str(path)})
+    exchange = state["exchange"] or "tardis"
+    if price_tick is None:
+        if exchange == "hyperliquid":
+            price_tick = 0.0  # InstrumentSpec's Hyperliquid rule: 5 significant figures
+        else:
+            price_tick = tick_of_decimals(map(decimals_of, state["price_texts"]))
+            builder.note(
+                None, "price", f"price tick {price_tick:g} USD inferred from the decimals written; give option price_tick to override", severity="info"
+            )
+    instrument = InstrumentSpec(coin=symbol, sz_decimals=sz_decimals, price_tick=price_tick)
+    return builder.finish(instrument, venue=exchange, extra={"data_type": data_type, "file": str(path)})
 
 
 def _trade(row: dict[str, str], ts_exch: int, ts_local: int, builder: TapeBuilder, state: dict[str, Any]) -> None:
@@ -189,6 +212,7 @@ def _trade(row: dict[str, str], ts_exch: int, ts_local: int, builder: TapeBuilde
     price = _number(row, "price", positive=True)
     size = _number(row, "amount", positive=True)
     state["size_texts"].add(row["amount"])
+    state["price_texts"].add(row["price"])
     trade_id_text = row["id"]
     if trade_id_text.isdigit():
         trade_id = int(trade_id_text)
@@ -211,6 +235,7 @@ def _snapshot_row(row: dict[str, str], data_type: str, levels: int, ts_exch: int
             price = _number(row, price_key, positive=True)
             size = _number(row, size_key, positive=False)
             state["size_texts"].add(row[size_key])
+            state["price_texts"].add(row[price_key])
             sides[index].append((price, size))
     builder.snapshot(ts_exch, ts_local, sides[0], sides[1])
 
@@ -225,6 +250,7 @@ def _increment(row: dict[str, str], ts_exch: int, ts_local: int, builder: TapeBu
     price = _number(row, "price", positive=True)
     size = _number(row, "amount", positive=False)
     state["size_texts"].add(row["amount"])
+    state["price_texts"].add(row["price"])
     if is_snapshot == "true":
         key = row["timestamp"]
         if state["previous_snapshot_key"] != key:

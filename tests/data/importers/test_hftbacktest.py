@@ -89,6 +89,11 @@ def test_reads_a_hand_written_hftbacktest_array(tmp_path: Path) -> None:
     assert tape.kind.tolist() == [EventKind.BOOK_CLEAR, EventKind.BOOK, EventKind.BOOK, EventKind.TRADE]
     assert tape.side.tolist() == [0, 1, -1, -1]
     assert tape.instrument.coin == "ETHUSDT" and tape.instrument.sz_decimals == 1
+    # 10.5 is the price with the most decimals: the tick is inferred as 0.1, and said so
+    assert tape.instrument.price_tick == pytest.approx(0.1)
+    assert any("inferred" in issue.problem for issue in result.report.issues)
+    assert read_npz(path, price_tick="0.5").tape.instrument.price_tick == 0.5
+    assert read_npz(path, venue="hyperliquid").tape.instrument.price_tick == 0.0
     assert any("exchange-only" in issue.problem for issue in result.report.issues)
 
 
@@ -113,5 +118,6 @@ def test_a_binance_tape_round_trips(shared_data: Path, tmp_path: Path) -> None:
     assert dropped == 0
     again = read_npz(path)
     assert_same_book_and_trades(tape, again.tape)
+    assert again.tape.instrument.price_tick == tape.instrument.price_tick > 0.0
     assert again.report.crossed_or_locked == 0
     assert again.report.trades == tape.count(EventKind.TRADE)

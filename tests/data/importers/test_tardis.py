@@ -164,3 +164,39 @@ def test_bad_rows(tmp_path: Path) -> None:
         read_tardis_csv(other)
     with pytest.raises(ImportError_, match="unknown option"):
         read_tardis_csv(path, coin="X")
+
+
+@pytest.mark.parametrize("relative", FILES)
+def test_price_tick_is_inferred_from_the_decimals_written(shared_data: Path, relative: str) -> None:
+    path = shared_data / FOLDER / relative
+    price_columns = [c for c in raw_rows(path)[0] if c == "price" or c.endswith("price")]
+    decimals = max(
+        len(row[c].partition(".")[2].rstrip("0")) for row in raw_rows(path) for c in price_columns if row[c]
+    )
+    result = import_file(path, "tardis-csv")
+    assert result.tape.instrument.price_tick == pytest.approx(10.0**-decimals, rel=1e-12)
+    assert any("inferred" in issue.problem and issue.field == "price" for issue in result.report.issues)
+    # every price of the tape sits on the inferred grid
+    prices = result.tape.price[result.tape.kind != EventKind.BOOK_CLEAR]
+    assert result.tape.instrument.is_valid_price(float(prices[0]))
+    assert np.allclose(np.round(prices / result.tape.instrument.price_tick) * result.tape.instrument.price_tick, prices, rtol=0, atol=1e-9)
+
+
+def test_price_tick_option_overrides_and_is_checked(shared_data: Path) -> None:
+    path = shared_data / FOLDER / "trades.csv"
+    assert import_file(path, "tardis-csv", price_tick="0.5").tape.instrument.price_tick == 0.5
+    with pytest.raises(ImportError_, match="option 'price_tick' must be positive"):
+        import_file(path, "tardis-csv", price_tick="-1")
+    with pytest.raises(ImportError_, match="option 'price_tick' must be a number"):
+        import_file(path, "tardis-csv", price_tick="tick")
+
+
+def test_a_hyperliquid_exchange_keeps_the_significant_figure_rule(tmp_path: Path) -> None:
+    path = tmp_path / "hyperliquid_trades.csv"
+    path.write_text(
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+        "hyperliquid,BTC,1700000000000000,1700000000100000,1,buy,97000.0,0.01\n"
+    )
+    instrument = import_file(path, "tardis-csv").tape.instrument
+    assert instrument.price_tick == 0.0
+    assert instrument.round_bid(97000.7) == 97000.0  # 5 significant figures: a 1 USD tick here
