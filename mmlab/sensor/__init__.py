@@ -1,40 +1,51 @@
 """Sensor: turn the book and the tape into observations ``(z, R)`` of the filter's state.
 
-Every feature measures one component of ``x = [ln V, μ, ln σ]`` with its own noise variance,
-so the filter weighs it by its precision. This first version has five features:
+Every observation measures one component of ``x = [ln V, μ, ln σ]`` with its own noise variance,
+so the filter weighs it by its precision.
 
-- **mid** observes ln V. If V were anywhere inside the spread with equal chance, the error of
-  ln mid would be uniform on ±h (h the half spread as a fraction), so ``R = h² / 3``.
-- **L1 micro-price** observes ln V. The size-weighted touch
-  ``micro = (bid · ask_size + ask · bid_size) / (bid_size + ask_size)`` leans toward the side
-  that is about to be taken; its error is uniform on ±h/2 under the same argument,
-  ``R = h² / 12``.
-- **book imbalance** ``I = (bid_size − ask_size) / (bid_size + ask_size)`` at the touch observes
-  the drift: ``z = k_I · I`` per second with noise ``R = s_I²``.
-- **trade-sign flow**: an exponentially weighted signed volume fraction
-  ``F = Σ w_i sign_i size_i / Σ w_i size_i`` (half-life ``flow_half_life_s``) observes the drift,
-  ``z = k_F · F`` with ``R = s_F²``.
-- **realized volatility** observes ln σ, once per window of N non-overlapping returns of the mid
-  sampled at least one second apart. With N log-returns r_i of the mid over intervals Δt_i,
-  ``Σ r_i² / Σ Δt_i ~ σ² · χ²_N / N``, hence
-  ``E[ln(RV)] = 2 ln σ + ψ(N/2) + ln(2/N)`` and ``Var[ln(RV)] = ψ'(N/2)`` (ψ the digamma
-  function). So ``z = ½ (ln RV − ψ(N/2) − ln(2/N))`` is unbiased for ln σ with ``R = ψ'(N/2)/4``.
+Fair value (ln V)
+-----------------
+Online features (:class:`~mmlab.sensor.calibration.Feature`: price layers such as micro-prices,
+and signals such as book imbalance or trade flow) each give a layer ``z_j = ln mid + b_j f_j``.
+With a :class:`~mmlab.sensor.calibration.SensorCalibration` (fitted from data by
+:func:`~mmlab.sensor.calibration.fit_sensor`: coefficients ``b_j`` and the layers' error
+covariance Σ), the layers available in a cycle are decorrelated (``L⁻¹ z`` with ``Σ_S = L Lᵀ``)
+into independent observations of ln V, so the filter's update equals the generalized-least-squares
+combination of all layers instead of counting the mid's error once per layer.
 
-The coefficients of the drift features come from the config in this version; a later version
-fits them and every noise variance from data. A book that is missing one side, crossed or holds a
-non-finite value produces no observations and is counted in ``dropped_books``.
+Before any fit the sensor uses the spread, the only scale it has: if V were anywhere inside the
+spread with equal chance, the error of ln mid would be uniform on ±h (h the half spread as a
+fraction), ``R = h²/3``; the L1 micro-price ``(bid · ask_size + ask · bid_size)/(bid_size +
+ask_size)`` leans toward the side about to be taken and its error is uniform on ±h/2,
+``R = h²/12``. Those two (correlated, but nothing better is known yet) are the prior observations.
+
+Volatility (ln σ)
+-----------------
+Realized volatility observes ln σ, once per window of N non-overlapping returns of the mid
+sampled at least one second apart. With N log-returns r_i over intervals Δt_i,
+``Σ r_i² / Σ Δt_i ~ σ² · χ²_N / N``, hence ``E[ln(RV)] = 2 ln σ + ψ(N/2) + ln(2/N)`` and
+``Var[ln(RV)] = ψ'(N/2)`` (ψ the digamma function), so ``z = ½ (ln RV − ψ(N/2) − ln(2/N))`` is
+unbiased for ln σ with ``R = ψ'(N/2)/4``.
+
+Bad input
+---------
+A book that is missing one side, crossed or holds a non-finite value produces no observations
+and is counted in ``dropped_books``; a feature whose value is not finite is left out of that
+cycle's layers and counted in ``dropped_features``. Nothing non-finite reaches the filter.
 """
-
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Protocol
+from typing import Protocol, Sequence
 
+import numpy as np
 from scipy.special import digamma, polygamma
 
 from mmlab.config import SensorConfig
-from mmlab.types import L2Book, Observation, StateComponent, Trade, VenueUpdate
+from mmlab.sensor.calibration import Feature, SensorCalibration, solve_lower
+from mmlab.sensor.features import make_features
+from mmlab.types import L2Book, Observation, StateComponent, VenueUpdate
 
 __all__ = ["Sensor", "MicrostructureSensor", "realized_vol_observation"]
 
@@ -61,19 +72,51 @@ def realized_vol_observation(sum_sq_returns: float, sum_dt_s: float, n_returns: 
 
 
 class MicrostructureSensor:
-    """Features from the L2 book and the trade tape (see the module docstring)."""
+    """Fair-value layers, decorrelated with their fitted covariance, and realized volatility.
 
-    def __init__(self, config: SensorConfig | None = None) -> None:
+    Parameters
+    ----------
+    config : SensorConfig, optional
+        Feature settings.
+    calibration : SensorCalibration, optional
+        Fitted layers; without it only the mid and the L1 micro-price are observed, with the
+        spread-derived variances of the module docstring.
+    features : sequence of Feature, optional
+        Online features, at least those named by ``calibration.names[1:]`` (others are not run);
+        built with :func:`~mmlab.sensor.features.make_features` when omitted.
+    """
+
+    def __init__(
+        self,
+        config: SensorConfig | None = None,
+        calibration: SensorCalibration | None = None,
+        features: Sequence[Feature] | None = None,
+    ) -> None:
         self.config = config or SensorConfig()
+        self.calibration = calibration
+        if features is None:
+            names = calibration.names[1:] if calibration is not None else ()
+            features = make_features(names, self.config)
+        if calibration is not None:
+            by_name = {f.name: f for f in features}
+            missing = [name for name in calibration.names[1:] if name not in by_name]
+            if missing:
+                raise ValueError(f"MicrostructureSensor: no feature for the calibration's layer {missing[0]!r}; given {sorted(by_name)}")
+            # in the calibration's order; features the fit left out are not run
+            features = [by_name[name] for name in calibration.names[1:]]
+        self.features: tuple[Feature, ...] = tuple(features)
+        if calibration is not None:
+            self._coefs = np.array(calibration.coefs)
+            self._cov = np.array(calibration.noise_cov)
+        self._decorrelators: dict[tuple[bool, ...], tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]] = {}
         self.dropped_books = 0
-        self._flow_signed = 0.0
-        self._flow_total = 0.0
-        self._flow_ts: int | None = None
+        self.dropped_features = 0
         self._returns: deque[tuple[float, float]] = deque(maxlen=self.config.vol_window_returns)
         self._last_vol_sample: tuple[int, float] | None = None
 
     def observe(self, update: VenueUpdate) -> tuple[Observation, ...]:
-        self._accumulate_flow(update.trades, update.ts_local)
+        for feature in self.features:
+            feature.update(update)
         book = update.book
         if book is None:
             return ()
@@ -82,76 +125,76 @@ class MicrostructureSensor:
             return ()
         ts = update.ts_local
         bid, ask = float(book.bid_px[0]), float(book.ask_px[0])
-        bid_size, ask_size = float(book.bid_sz[0]), float(book.ask_sz[0])
         mid = 0.5 * (bid + ask)
         # h: half spread as a fraction of the mid
         half_spread = 0.5 * (ask - bid) / mid
         log_mid = math.log(mid)
-        observations = [
+        if self.calibration is None:
+            observations = self._prior_layers(ts, book, log_mid, half_spread)
+        else:
+            observations = self._fitted_layers(ts, log_mid)
+        vol = self._sample_vol(ts, log_mid, half_spread)
+        if vol is not None:
+            observations.append(vol)
+        return tuple(observations)
+
+    def _prior_layers(self, ts: int, book: L2Book, log_mid: float, half_spread: float) -> list[Observation]:
+        bid, ask = float(book.bid_px[0]), float(book.ask_px[0])
+        bid_size, ask_size = float(book.bid_sz[0]), float(book.ask_sz[0])
+        micro = (bid * ask_size + ask * bid_size) / (bid_size + ask_size)
+        return [
             # uniform error on ±h  =>  R = h²/3
-            Observation(
-                ts_local=ts,
-                component=StateComponent.LOG_FAIR_VALUE,
-                value=log_mid,
-                noise_var=half_spread**2 / 3.0,
-                source="mid",
-            ),
-        ]
-        touch_size = bid_size + ask_size
-        imbalance = (bid_size - ask_size) / touch_size
-        micro = (bid * ask_size + ask * bid_size) / touch_size
-        # uniform error on ±h/2  =>  R = h²/12
-        observations.append(
+            Observation(ts_local=ts, component=StateComponent.LOG_FAIR_VALUE, value=log_mid, noise_var=half_spread**2 / 3.0, source="mid"),
+            # uniform error on ±h/2  =>  R = h²/12
             Observation(
                 ts_local=ts,
                 component=StateComponent.LOG_FAIR_VALUE,
                 value=math.log(micro),
                 noise_var=half_spread**2 / 12.0,
                 source="micro_l1",
-            )
-        )
-        cfg = self.config
-        observations.append(
-            Observation(
-                ts_local=ts,
-                component=StateComponent.DRIFT,
-                value=cfg.imbalance_drift_per_s * imbalance,
-                noise_var=cfg.imbalance_drift_noise_per_s**2,
-                source="book_imbalance",
-            )
-        )
-        if self._flow_total > 0.0:
-            flow = self._flow_signed / self._flow_total
+            ),
+        ]
+
+    def _fitted_layers(self, ts: int, log_mid: float) -> list[Observation]:
+        values = [0.0]
+        available = [True]
+        for feature in self.features:
+            value = feature.value
+            finite = math.isfinite(value)
+            if not finite and value == value:  # ±inf: a broken feature, not one still warming up
+                self.dropped_features += 1
+            available.append(finite)
+            values.append(value if finite else 0.0)
+        key = tuple(available)
+        cached = self._decorrelators.get(key)
+        if cached is None:
+            index = np.flatnonzero(available)
+            chol = np.linalg.cholesky(self._cov[np.ix_(index, index)])
+            # c = L⁻¹ 1: row i of L⁻¹ z observes c_i ln V with unit noise
+            c = solve_lower(chol, np.ones(index.size))
+            names = tuple(self.calibration.names[i] for i in index)
+            cached = (index, chol, c, names)
+            self._decorrelators[key] = cached
+        index, chol, c, names = cached
+        # z_j = ln mid + b_j f_j
+        z = log_mid + self._coefs[index] * np.array(values)[index]
+        w = solve_lower(chol, z)
+        observations = []
+        for i, name in enumerate(names):
+            ci = c[i]
+            if ci == 0.0:
+                continue  # this layer, given the ones before it, says nothing about ln V
             observations.append(
                 Observation(
                     ts_local=ts,
-                    component=StateComponent.DRIFT,
-                    value=cfg.flow_drift_per_s * flow,
-                    noise_var=cfg.flow_drift_noise_per_s**2,
-                    source="trade_flow",
+                    component=StateComponent.LOG_FAIR_VALUE,
+                    # (L⁻¹ z)_i / c_i observes ln V with variance 1/c_i²
+                    value=float(w[i] / ci),
+                    noise_var=float(1.0 / (ci * ci)),
+                    source=name,
                 )
             )
-        vol = self._sample_vol(ts, log_mid, half_spread)
-        if vol is not None:
-            observations.append(vol)
-        return tuple(observations)
-
-    def _accumulate_flow(self, trades: tuple[Trade, ...], ts_now: int) -> None:
-        half_life_ns = self.config.flow_half_life_s * 1e9
-        for trade in trades:
-            self._decay_flow(trade.ts_local, half_life_ns)
-            self._flow_signed += int(trade.aggressor) * trade.size
-            self._flow_total += trade.size
-        self._decay_flow(ts_now, half_life_ns)
-
-    def _decay_flow(self, ts: int, half_life_ns: float) -> None:
-        if self._flow_ts is not None and ts > self._flow_ts:
-            # weights halve every half-life
-            decay = 0.5 ** ((ts - self._flow_ts) / half_life_ns)
-            self._flow_signed *= decay
-            self._flow_total *= decay
-        if self._flow_ts is None or ts > self._flow_ts:
-            self._flow_ts = ts
+        return observations
 
     def _sample_vol(self, ts: int, log_mid: float, half_spread: float) -> Observation | None:
         last = self._last_vol_sample

@@ -1,0 +1,382 @@
+"""Fit the sensor's fair-value observations from a tape: coefficients and noise covariance.
+
+Every feature ``f_j`` (a price layer's log offset from the mid, or a signal such as book
+imbalance) becomes an observation of ln V
+
+    z_j(t) = ln mid(t) + b_j · f_j(t),          z_j = ln V + e_j,   Cov(e) = Σ
+
+and the mid itself is the layer ``z_0 = ln mid`` (b = 0). Nothing here is picked by hand:
+
+1. **Coefficients.** Fair value is what the mid is expected to become (Stoikov's definition of a
+   micro-price), so ``b_j`` is the least-squares slope of the future mid change
+   ``y_H = ln mid(t + H) − ln mid(t)`` on ``f_j`` at the fair-value horizon H.
+2. **Diffusion and the mid's noise (variance signature).** With ln mid = ln V + e_0, V a
+   martingale with variance rate σ² and e_0 stationary and short-memory,
+   ``Var(ln mid(t + h) − ln mid(t)) = 2 R_0 + σ² h`` for h beyond e_0's memory. Two horizons
+   h₁ < h₂ give ``σ² = (v₂ − v₁)/(h₂ − h₁)`` and ``R_0 = (v₁ − σ² h₁)/2``.
+3. **Noise covariance.** Take fair value to be the best prediction of the future mid,
+   ``ln V(t) = E[ln mid(t + H) | what the features know at t]``. The error of z_j against the
+   future mid, ``u_j = z_j(t) − ln mid(t + H) = e_j(t) − η``, then has ``η = ln mid(t + H) − ln V(t)``
+   uncorrelated with anything known at t, so ``Cov(u_i, u_j) = Σ_ij + C`` with the common
+   ``C = Var(η)``, estimated by the residual variance of the joint least-squares prediction of
+   ``y_H`` from all features. ``Σ = Cov(u) − C·11ᵀ`` is then positive semi-definite (the joint
+   prediction is the best in the span); its zero direction is that prediction itself, whose only
+   error is estimation error, about ``C·K/n_eff`` out of sample for K layers and ``n_eff = n/H``
+   independent windows, added to the diagonal. (Under a latent-price model with independent
+   errors, Σ so defined is smaller than the errors against the latent V by the combined layer's
+   own error variance, which this definition counts in C.)
+4. **Persistence.** A book that does not change repeats its error every cycle; a filter taking
+   the errors as white would average them over time, adding lag and removing nothing. Only the
+   new part of an AR(1) error is news, ``Var(e_t − ρ e_{t−1}) = (1 − ρ²) Var(e)``, so Σ is scaled by
+   ``1 − ρ²`` with ρ the one-row autocorrelation of the combined adjustment.
+
+The layers' errors are strongly correlated (they all contain the mid's), so the sensor does not
+hand them to the filter as if independent: with ``Σ_S = L Lᵀ`` over the layers S available in a
+cycle, the rows of ``L⁻¹ z`` are independent observations of ``c ln V`` with ``c = L⁻¹ 1`` and unit
+noise, i.e. observation ``(L⁻¹ z)_i / c_i`` of ln V with variance ``1/c_i²``
+(:func:`decorrelate`). Their precision-weighted mean is the generalized-least-squares estimate
+``1ᵀΣ⁻¹z / 1ᵀΣ⁻¹1`` of ln V, exactly what a filter would get from the full covariance.
+
+Fit on one stretch of data and use on the next: :func:`fit_sensor` takes the frame of features
+sampled on the quote grid (:func:`feature_frame`), normally over the first half of a tape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from mmlab.config import CONFIG, ConfigBase, ConfigError, SimConfig, check_field
+from mmlab.data.tape import Tape
+from mmlab.types import VenueUpdate
+from mmlab.units import NS_PER_S, s_to_ns
+
+__all__ = [
+    "Feature",
+    "FeatureFrame",
+    "SensorCalibration",
+    "feature_frame",
+    "fit_sensor",
+    "decorrelate",
+    "solve_lower",
+    "MID",
+]
+
+#: the name of the mid layer, always first in a calibration
+MID = "mid"
+
+
+class Feature(Protocol):
+    """An online feature: ``update`` absorbs one venue update, ``value`` is its current value.
+
+    A price layer's value is ``ln(layer price) − ln(mid)``; a signal's is its own unit. Positive
+    means evidence for a higher price; NaN means not defined yet.
+    """
+
+    name: str
+
+    def update(self, update: VenueUpdate) -> None: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFrame:
+    """Features sampled on a time grid: ``ts_local`` (ns), ``log_mid`` and one column per feature.
+
+    Rows without a usable book have ``log_mid`` NaN; a feature not yet defined is NaN.
+    """
+
+    ts_local: np.ndarray
+    log_mid: np.ndarray
+    columns: dict[str, np.ndarray]
+    interval_s: float
+
+    def __len__(self) -> int:
+        return int(self.ts_local.size)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    def slice(self, start: int, stop: int) -> "FeatureFrame":
+        return FeatureFrame(
+            ts_local=self.ts_local[start:stop],
+            log_mid=self.log_mid[start:stop],
+            columns={k: v[start:stop] for k, v in self.columns.items()},
+            interval_s=self.interval_s,
+        )
+
+    def halves(self) -> tuple["FeatureFrame", "FeatureFrame"]:
+        """First and second half (by rows): fit on the first, judge on the second."""
+        half = len(self) // 2
+        return self.slice(0, half), self.slice(half, len(self))
+
+
+def feature_frame(
+    tape: Tape,
+    features: Sequence[Feature] | Callable[[], Sequence[Feature]],
+    *,
+    interval_s: float = 0.1,
+    updates: Iterable[VenueUpdate] | None = None,
+) -> FeatureFrame:
+    """Replay ``tape`` (no orders) and sample every feature and the log mid each ``interval_s``.
+
+    ``features`` are fresh online features (or a factory of them); each sees every update.
+    ``updates`` replaces the replay when the caller already has the venue updates.
+    """
+    check_field("feature_frame", "interval_s", interval_s, gt=0.0)
+    feats = list(features() if callable(features) else features)
+    names = [f.name for f in feats]
+    if len(set(names)) != len(names) or MID in names:
+        raise ValueError(f"feature_frame: feature names must be unique and not {MID!r}, got {names}")
+    if updates is None:
+        updates = _replay(tape, interval_s)
+    ts, log_mid, values = [], [], [[] for _ in feats]
+    for update in updates:
+        for feature in feats:
+            feature.update(update)
+        ts.append(update.ts_local)
+        book = update.book
+        mid = math.nan
+        if book is not None and book.bid_px.size and book.ask_px.size:
+            bid, ask = float(book.bid_px[0]), float(book.ask_px[0])
+            if 0.0 < bid < ask < math.inf:
+                mid = 0.5 * (bid + ask)
+        log_mid.append(math.log(mid) if mid == mid else math.nan)
+        for column, feature in zip(values, feats):
+            column.append(feature.value)
+    return FeatureFrame(
+        ts_local=np.array(ts, dtype=np.int64),
+        log_mid=np.array(log_mid, dtype=np.float64),
+        columns={name: np.array(column, dtype=np.float64) for name, column in zip(names, values)},
+        interval_s=float(interval_s),
+    )
+
+
+def _replay(tape: Tape, interval_s: float) -> Iterable[VenueUpdate]:
+    from mmlab.sim.venue import SimVenue
+
+    venue = SimVenue(tape, SimConfig(feed_latency_s=0.0, order_latency_s=0.0))
+    step_ns = s_to_ns(interval_s)
+    start = int(tape.ts_local[0]) + step_ns
+    end = int(tape.ts_local[-1])
+    for ts in range(start, end + 1, step_ns):
+        yield venue.poll(ts)
+
+
+@dataclass(**CONFIG)
+class SensorCalibration(ConfigBase):
+    """Fitted fair-value layers: ``z_j = ln mid + coef_j · f_j`` with error covariance ``noise_cov``.
+
+    ``names[0]`` is the mid (coefficient 0). ``noise_cov`` is Σ in (ln USD)²; its diagonal holds each
+    layer's own noise variance. ``sigma_per_sqrt_s`` and ``mid_noise_var`` come from the mid's
+    variance signature; ``fair_value_horizon_s`` is H. The data span is kept for provenance.
+    """
+
+    names: tuple[str, ...] = (MID,)
+    coefs: tuple[float, ...] = (0.0,)
+    noise_cov: tuple[tuple[float, ...], ...] = ((1e-8,),)
+    fair_value_horizon_s: float = 3.0
+    sigma_per_sqrt_s: float = 1e-4
+    mid_noise_var: float = 1e-10
+    samples: int = 0
+    fitted_from_ns: int = 0
+    fitted_to_ns: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "SensorCalibration"
+        k = len(self.names)
+        if k < 1 or self.names[0] != MID:
+            raise ConfigError(f"{owner}.names must start with {MID!r}, got {self.names!r}")
+        if len(self.coefs) != k:
+            raise ConfigError(f"{owner}.coefs must have one value per name ({k}), got {len(self.coefs)}")
+        if len(self.noise_cov) != k or any(len(row) != k for row in self.noise_cov):
+            raise ConfigError(f"{owner}.noise_cov must be {k}x{k}")
+        cov = np.array(self.noise_cov, dtype=np.float64)
+        if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-9, atol=0.0):
+            raise ConfigError(f"{owner}.noise_cov must be finite and symmetric")
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ConfigError(f"{owner}.noise_cov must be positive definite") from None
+        for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var"):
+            check_field(owner, name, getattr(self, name), gt=0.0)
+        for index, coef in enumerate(self.coefs):
+            if not math.isfinite(coef):
+                raise ConfigError(f"{owner}.coefs[{index}] ({self.names[index]}) must be finite, got {coef!r}")
+
+    @property
+    def noise_std_bps(self) -> dict[str, float]:
+        """Each layer's own noise standard deviation, bps."""
+        return {name: 1e4 * math.sqrt(self.noise_cov[i][i]) for i, name in enumerate(self.names)}
+
+    def summary(self) -> str:
+        lines = [
+            f"Sensor calibration: {self.samples:,} samples, fair-value horizon {self.fair_value_horizon_s:g} s",
+            f"  sigma {1e4 * self.sigma_per_sqrt_s:.3f} bps/sqrt(s), mid noise {1e4 * math.sqrt(self.mid_noise_var):.4f} bps",
+            f"  {'layer':<24}{'coef':>14}{'noise std (bps)':>18}",
+        ]
+        for i, name in enumerate(self.names):
+            lines.append(f"  {name:<24}{self.coefs[i]:>14.4e}{1e4 * math.sqrt(self.noise_cov[i][i]):>18.4f}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + self.summary() + "</pre>"
+
+
+def fit_sensor(
+    frame: FeatureFrame,
+    *,
+    fair_value_horizon_s: float = 3.0,
+    signature_horizons_s: tuple[float, float] = (3.0, 6.0),
+    min_noise_var: float | None = None,
+    min_samples: int = 200,
+    min_defined_fraction: float = 0.5,
+) -> SensorCalibration:
+    """Fit coefficients and the noise covariance of every feature in ``frame`` (module docstring).
+
+    Parameters
+    ----------
+    frame : FeatureFrame
+        Features on a regular grid (normally the first half of a tape).
+    fair_value_horizon_s : float
+        H: fair value is the mid expected H seconds ahead.
+    signature_horizons_s : (float, float)
+        h₁ < h₂ of the variance signature; both beyond the memory of the mid's noise.
+    min_noise_var : float, optional
+        Floor of Σ's eigenvalues, (ln USD)²; default 1e-4 of the largest.
+    min_samples : int
+        Fewer complete rows than this raise ``ValueError``.
+    min_defined_fraction : float
+        A feature defined (finite) on fewer than this fraction of the rows with a mid is left
+        out of the calibration (``SensorCalibration.names`` lists what was kept).
+
+    Raises
+    ------
+    ValueError
+        Too few samples, horizons not on the grid, or a feature that never varies.
+    """
+    check_field("fit_sensor", "fair_value_horizon_s", fair_value_horizon_s, gt=0.0)
+    h1_s, h2_s = signature_horizons_s
+    if not 0.0 < h1_s < h2_s:
+        raise ValueError(f"fit_sensor: signature_horizons_s must be 0 < h1 < h2, got {signature_horizons_s!r}")
+    dt = frame.interval_s
+    steps = [max(1, round(h / dt)) for h in (fair_value_horizon_s, h1_s, h2_s)]
+    horizon, h1, h2 = steps
+    if len(frame) <= max(steps) + min_samples:
+        raise ValueError(f"fit_sensor: {len(frame)} rows are too few for horizons of {max(steps)} rows and {min_samples} samples")
+    log_mid = frame.log_mid
+    has_mid = np.isfinite(log_mid)
+    # a feature the data rarely define (trade flow on a tape without trades) cannot be fitted
+    kept = [name for name, column in frame.columns.items() if np.isfinite(column[has_mid]).mean() >= min_defined_fraction]
+    names = [MID, *kept]
+    values = np.column_stack([np.zeros_like(log_mid), *(frame.columns[name] for name in kept)])
+    # the rows every estimate below uses: mid, every feature and the mid h₂ rows ahead known
+    ok = np.isfinite(log_mid) & np.all(np.isfinite(values), axis=1) & np.isfinite(_ahead(log_mid, h2))
+    n = int(ok.sum())
+    if n < min_samples:
+        raise ValueError(f"fit_sensor: only {n} rows have the mid, its future and every feature (need {min_samples})")
+
+    # variance signature on those rows: Var(Δ_h ln mid) = 2 R_0 + σ² h
+    v1 = float(np.var((_ahead(log_mid, h1) - log_mid)[ok]))
+    v2 = float(np.var((_ahead(log_mid, h2) - log_mid)[ok]))
+    sigma2_per_step = (v2 - v1) / (h2 - h1)
+    if not sigma2_per_step > 0.0:
+        raise ValueError("fit_sensor: the mid's variance does not grow with the horizon (a flat or too short tape)")
+    mid_noise_var = max(0.5 * (v1 - sigma2_per_step * h1), 1e-6 * sigma2_per_step)
+
+    y = (_ahead(log_mid, horizon) - log_mid)[ok]
+    y_ok, f_ok = y, values[ok]
+    coefs = [0.0]
+    for j in range(1, len(names)):
+        f = f_ok[:, j] - f_ok[:, j].mean()
+        denom = float(f @ f)
+        if denom <= 0.0:
+            raise ValueError(f"fit_sensor: feature {names[j]!r} never varies on the fitting data")
+        # b_j = Cov(y_H, f_j) / Var(f_j)
+        coefs.append(float(f @ (y_ok - y_ok.mean())) / denom)
+    b = np.array(coefs)
+    # u_j = z_j(t) − ln mid(t + H) = b_j f_j − y_H
+    u = f_ok * b - y_ok[:, None]
+    # C = Var(η), the part of the future mid no feature predicts: the joint least-squares residual
+    x = f_ok[:, 1:] - f_ok[:, 1:].mean(axis=0)
+    beta = np.linalg.lstsq(x, y_ok - y_ok.mean(), rcond=None)[0]
+    common = float(np.var(y_ok - y_ok.mean() - x @ beta))
+    # the fitted combination's own error out of sample: C·K/n_eff, with n_eff = n / H rows
+    # because returns over overlapping H-row windows are not independent
+    effective_n = max(n / horizon, float(len(names)) + 1.0)
+    estimation_var = common * len(names) / effective_n
+    floor = estimation_var if min_noise_var is None else min_noise_var
+    cov = np.atleast_2d(np.cov(u, rowvar=False)) - common
+    eigenvalues, vectors = np.linalg.eigh(cov)
+    cov = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T + floor * np.eye(len(names))
+    cov = 0.5 * (cov + cov.T)
+    # The errors persist from one cycle to the next (a book that does not change repeats its
+    # error), and a filter that took them as white noise would average them over time, adding
+    # lag and removing nothing. Only the new part of an AR(1) error, ξ = e_t − ρ e_{t−1}, is news:
+    # Var(ξ) = (1 − ρ²) Var(e), with ρ the one-row autocorrelation of the combined adjustment.
+    inverse = np.linalg.inv(cov)
+    weights = inverse.sum(axis=1) / inverse.sum()
+    adjustment = values @ (weights * b)
+    rho = _lag_one_autocorrelation(adjustment, ok)
+    cov = cov * (1.0 - rho * rho)
+    ts = frame.ts_local
+    return SensorCalibration(
+        names=tuple(names),
+        coefs=tuple(float(c) for c in b),
+        noise_cov=tuple(tuple(float(x) for x in row) for row in cov),
+        fair_value_horizon_s=horizon * dt,
+        sigma_per_sqrt_s=math.sqrt(sigma2_per_step / dt),
+        mid_noise_var=float(mid_noise_var),
+        samples=n,
+        fitted_from_ns=int(ts[0]) if ts.size else 0,
+        fitted_to_ns=int(ts[-1]) if ts.size else 0,
+    )
+
+
+def _lag_one_autocorrelation(x: np.ndarray, ok: np.ndarray) -> float:
+    """Autocorrelation of ``x`` between consecutive rows that are both usable, clipped to [0, 0.999]."""
+    both = ok[1:] & ok[:-1]
+    a, b = x[1:][both], x[:-1][both]
+    if a.size < 3 or np.std(a) == 0.0 or np.std(b) == 0.0:
+        return 0.0
+    return float(np.clip(np.corrcoef(a, b)[0, 1], 0.0, 0.999))
+
+
+def _ahead(x: np.ndarray, steps: int) -> np.ndarray:
+    """``x`` shifted ``steps`` rows into the future (NaN past the end)."""
+    out = np.full_like(x, np.nan)
+    out[:-steps] = x[steps:]
+    return out
+
+
+def decorrelate(z: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Independent observations of ln V from layers ``z`` with correlated errors ``cov``.
+
+    With ``cov = L Lᵀ``, row i of ``L⁻¹ z`` observes ``c_i ln V`` with unit noise, ``c = L⁻¹ 1``;
+    returns ``values = (L⁻¹ z)/c`` and ``noise_vars = 1/c²`` (rows with ``c_i = 0`` carry no
+    information about ln V and get an infinite variance). Their precision-weighted mean is
+    ``1ᵀΣ⁻¹z / 1ᵀΣ⁻¹1``.
+    """
+    chol = np.linalg.cholesky(cov)
+    # L w = z and L c = 1 by forward substitution
+    w = solve_lower(chol, z)
+    c = solve_lower(chol, np.ones_like(z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(c != 0.0, w / c, 0.0)
+        noise_vars = np.where(c != 0.0, 1.0 / (c * c), np.inf)
+    return values, noise_vars
+
+
+def solve_lower(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Forward substitution: x with ``lower @ x = rhs`` (a few µs for the handful of layers)."""
+    n = rhs.size
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = (rhs[i] - lower[i, :i] @ out[:i]) / lower[i, i]
+    return out

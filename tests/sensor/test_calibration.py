@@ -1,0 +1,127 @@
+"""Sensor calibration: coefficients, noise covariance and decorrelation against a model with known answers.
+
+The model: ln V a random walk (σ per row), ln mid = ln V + e₀ with e₀ ~ N(0, R₀) independent
+per row, and a feature f = (ln V − ln mid) + ε with ε ~ N(0, s²). Then the best layer is
+``ln mid + b f`` with ``b = R₀ / (R₀ + s²)`` and error variance ``R₀ s² / (R₀ + s²)``.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from mmlab.sensor import MicrostructureSensor
+from mmlab.sensor.calibration import MID, FeatureFrame, SensorCalibration, decorrelate, fit_sensor
+from mmlab.testing import T0_NS, make_book, make_update
+from mmlab.types import StateComponent
+
+SIGMA, R0, S2 = 1e-5, 4e-10, 2e-10  # per row, (ln USD)²
+
+
+def model_frame(n: int = 60_000, seed: int = 3) -> tuple[FeatureFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    log_v = math.log(100.0) + np.cumsum(rng.normal(0.0, SIGMA, n))
+    e0 = rng.normal(0.0, math.sqrt(R0), n)
+    log_mid = log_v + e0
+    feature = (log_v - log_mid) + rng.normal(0.0, math.sqrt(S2), n)
+    ts = T0_NS + np.arange(n, dtype=np.int64) * 100_000_000
+    return FeatureFrame(ts_local=ts, log_mid=log_mid, columns={"signal": feature}, interval_s=0.1), log_v
+
+
+def test_fit_recovers_coefficient_diffusion_and_the_combined_noise():
+    frame, _ = model_frame()
+    cal = fit_sensor(frame, fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0))
+    assert cal.names == (MID, "signal")
+    b = R0 / (R0 + S2)
+    assert cal.coefs[1] == pytest.approx(b, rel=0.05)
+    assert cal.sigma_per_sqrt_s == pytest.approx(SIGMA / math.sqrt(0.1), rel=0.05)
+    assert cal.mid_noise_var == pytest.approx(R0, rel=0.15)
+    # fair value is the best prediction of the mid (module docstring, item 3): against it the
+    # fitted layer is exact up to estimation error, and the mid is off by R₀ minus the error
+    # F = R₀ s²/(R₀ + s²) that the best layer still has against the latent value
+    combined_error = R0 * S2 / (R0 + S2)
+    cov = np.array(cal.noise_cov)
+    assert cov[0, 0] == pytest.approx(R0 - combined_error, rel=0.15)
+    assert cov[1, 1] < 0.05 * combined_error
+    assert "signal" in cal.summary() and "bps" in cal.summary()
+
+
+def test_fitted_layers_estimate_fair_value_better_than_the_mid_out_of_sample():
+    frame, log_v = model_frame()
+    first, second = frame.halves()
+    cal = fit_sensor(first, fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0))
+    cov = np.array(cal.noise_cov)
+    half = len(first)
+    z = np.column_stack([second.log_mid, second.log_mid + cal.coefs[1] * second.columns["signal"]])
+    inverse = np.linalg.inv(cov)
+    # the GLS combination 1ᵀΣ⁻¹z / 1ᵀΣ⁻¹1
+    fused = z @ inverse.sum(axis=1) / inverse.sum()
+    truth = log_v[half:]
+    mse_fused = np.mean((fused - truth) ** 2)
+    mse_mid = np.mean((second.log_mid - truth) ** 2)
+    assert mse_mid == pytest.approx(R0, rel=0.05)
+    assert mse_fused == pytest.approx(R0 * S2 / (R0 + S2), rel=0.1)
+
+
+def test_decorrelated_observations_combine_to_the_gls_estimate():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    cov = a @ a.T + 0.1 * np.eye(4)
+    z = rng.normal(size=4)
+    values, noise_vars = decorrelate(cov=cov, z=z)
+    precision = 1.0 / noise_vars
+    inverse = np.linalg.inv(cov)
+    assert np.sum(precision * values) / np.sum(precision) == pytest.approx(inverse.sum(axis=1) @ z / inverse.sum(), rel=1e-10)
+    # the combined precision is 1ᵀΣ⁻¹1, what the full-covariance update would give
+    assert np.sum(precision) == pytest.approx(inverse.sum(), rel=1e-10)
+
+
+class _Constant:
+    """A feature whose value is set by the test."""
+
+    def __init__(self, name: str, value: float) -> None:
+        self.name, self.value, self.updates = name, value, 0
+
+    def update(self, update) -> None:
+        self.updates += 1
+
+
+def test_sensor_emits_decorrelated_layers_and_skips_broken_features():
+    cal = SensorCalibration(
+        names=(MID, "a", "b"),
+        coefs=(0.0, 1e-4, 2e-4),
+        noise_cov=((4e-10, 1e-10, 0.0), (1e-10, 3e-10, 5e-11), (0.0, 5e-11, 2e-10)),
+    )
+    a, b = _Constant("a", 0.5), _Constant("b", -0.25)
+    sensor = MicrostructureSensor(calibration=cal, features=[b, a, _Constant("unused", 1.0)])
+    update = make_update(make_book(bid=99.99, ask=100.01, ts=T0_NS))
+    obs = [o for o in sensor.observe(update) if o.component is StateComponent.LOG_FAIR_VALUE]
+    assert [o.source for o in obs] == [MID, "a", "b"] and a.updates == b.updates == 1
+    log_mid = math.log(100.0)
+    z = np.array([log_mid, log_mid + 1e-4 * 0.5, log_mid + 2e-4 * -0.25])
+    inverse = np.linalg.inv(np.array(cal.noise_cov))
+    precision = np.array([1.0 / o.noise_var for o in obs])
+    combined = np.sum(precision * np.array([o.value for o in obs])) / precision.sum()
+    assert combined == pytest.approx(inverse.sum(axis=1) @ z / inverse.sum(), abs=1e-12)
+    # an infinite feature is left out and counted; the others still observe ln V
+    b.value = math.inf
+    obs = [o for o in sensor.observe(update) if o.component is StateComponent.LOG_FAIR_VALUE]
+    assert [o.source for o in obs] == [MID, "a"] and sensor.dropped_features == 1
+    assert all(math.isfinite(o.value) and o.noise_var > 0 for o in obs)
+    with pytest.raises(ValueError, match="no feature for the calibration's layer 'a'"):
+        MicrostructureSensor(calibration=cal, features=[b])
+
+
+def test_bad_calibrations_and_frames_are_refused():
+    with pytest.raises(ValueError, match="positive definite"):
+        SensorCalibration(names=(MID, "a"), coefs=(0.0, 1.0), noise_cov=((1.0, 2.0), (2.0, 1.0)))
+    with pytest.raises(ValueError, match="must start with 'mid'"):
+        SensorCalibration(names=("a",), coefs=(0.0,), noise_cov=((1.0,),))
+    frame, _ = model_frame(n=100)
+    with pytest.raises(ValueError, match="too few"):
+        fit_sensor(frame)
+    never = FeatureFrame(frame.ts_local, frame.log_mid, {"flat": np.full(100, np.nan)}, 0.1)
+    big, _ = model_frame(n=5_000)
+    cal = fit_sensor(FeatureFrame(big.ts_local, big.log_mid, {"signal": big.columns["signal"], "never": np.full(5_000, np.nan)}, 0.1))
+    # a feature the data never define is left out, not a reason to fail
+    assert cal.names == (MID, "signal") and never.names == ("flat",)
