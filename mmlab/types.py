@@ -166,7 +166,11 @@ class L2Book:
 
 @dataclass(**MESSAGE)
 class Trade:
-    """One print on the tape; ``aggressor`` is the taker's side (BUY lifted the ask)."""
+    """One print on the tape; ``aggressor`` is the taker's side (BUY lifted the ask).
+
+    ``buyer`` and ``seller`` are the two parties' addresses where the venue publishes them
+    (Hyperliquid), else None.
+    """
 
     ts_exch: int
     ts_local: int
@@ -174,6 +178,18 @@ class Trade:
     size: float
     aggressor: Side
     trade_id: int = 0
+    buyer: str | None = None
+    seller: str | None = None
+
+    @property
+    def taker(self) -> str | None:
+        """Address of the aggressor (the buyer of a buyer-initiated trade), None if unknown."""
+        return self.buyer if self.aggressor == Side.BUY else self.seller
+
+    @property
+    def maker(self) -> str | None:
+        """Address of the resting side, None if unknown."""
+        return self.seller if self.aggressor == Side.BUY else self.buyer
 
 
 @dataclass(**MESSAGE)

@@ -17,6 +17,21 @@ rate          float64  FUNDING: the rate paid now; ASSET_CTX: current predicted 
 trade_id      int64    TRADE: venue trade id; 0 elsewhere
 ============  =======  =====================================================================
 
+Optional columns, present only for venues whose public trades name both parties (Hyperliquid):
+
+============  ==============================  ===============================================
+column        parquet type                    meaning
+============  ==============================  ===============================================
+buyer         dictionary<int32, string>       TRADE: the buying address; null elsewhere or
+                                              when the venue did not say
+seller        dictionary<int32, string>       TRADE: the selling address; null likewise
+============  ==============================  ===============================================
+
+In memory they are int32 codes into one address table shared by both columns
+(:attr:`Tape.addresses`), ``-1`` for "no address" (:data:`NO_ADDRESS`); in the file they are
+dictionary-encoded strings, so any parquet reader sees the addresses themselves. A tape without
+them (every other venue, every tape written before they existed) has ``buyer is None``.
+
 A BOOK_CLEAR row (side 0, price NaN, size 0) empties both sides; the levels that follow it with the same ``ts_local``
 rebuild the book (a snapshot). Rows sharing a ``ts_local`` form one update: a consumer looks at
 the book only after all of them are applied. Metadata (coin, venue, szDecimals, source, funding
@@ -29,7 +44,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +52,19 @@ import pyarrow.parquet as pq
 
 from mmlab.config import InstrumentSpec
 
-__all__ = ["EventKind", "Tape", "TapeError", "TAPE_SCHEMA", "TAPE_FORMAT_VERSION", "read_tape", "write_tape", "validate_tape"]
+__all__ = [
+    "EventKind",
+    "Tape",
+    "TapeError",
+    "TAPE_SCHEMA",
+    "TAPE_FORMAT_VERSION",
+    "ADDRESS_COLUMNS",
+    "NO_ADDRESS",
+    "encode_addresses",
+    "read_tape",
+    "write_tape",
+    "validate_tape",
+]
 
 TAPE_FORMAT_VERSION = 1
 METADATA_KEY = b"mmlab.tape"
@@ -70,6 +97,38 @@ TAPE_SCHEMA = pa.schema(
 _COLUMNS = tuple(TAPE_SCHEMA.names)
 _DTYPES = {f.name: np.dtype(f.type.to_pandas_dtype()) for f in TAPE_SCHEMA}
 
+#: optional per-row address columns (codes into :attr:`Tape.addresses`)
+ADDRESS_COLUMNS = ("buyer", "seller")
+#: the code of "no address" in the buyer and seller columns
+NO_ADDRESS = -1
+_ADDRESS_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+def encode_addresses(buyer: Sequence[str | None], seller: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Codes of per-row buyer and seller addresses into one shared table.
+
+    Parameters
+    ----------
+    buyer, seller : sequence of str or None
+        One entry per tape row; None (or "") where the row has no address.
+
+    Returns
+    -------
+    buyer_codes, seller_codes : np.ndarray
+        int32 codes into ``addresses``, :data:`NO_ADDRESS` where there is none.
+    addresses : tuple of str
+        The distinct addresses, in order of first appearance (buyers of a row before its seller).
+    """
+    if len(buyer) != len(seller):
+        raise TapeError(f"encode_addresses: buyer has {len(buyer)} rows, seller {len(seller)}")
+    table: dict[str, int] = {}
+    codes = np.full((2, len(buyer)), NO_ADDRESS, dtype=np.int32)
+    for row, pair in enumerate(zip(buyer, seller)):
+        for column, address in enumerate(pair):
+            if address:
+                codes[column, row] = table.setdefault(str(address), len(table))
+    return codes[0], codes[1], tuple(table)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tape:
@@ -88,6 +147,10 @@ class Tape:
     source: str = ""
     funding_interval_s: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: optional int32 codes into ``addresses`` of each row's buyer / seller (NO_ADDRESS: none)
+    buyer: np.ndarray | None = None
+    seller: np.ndarray | None = None
+    addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = self.ts_local.shape[0]
@@ -97,15 +160,60 @@ class Tape:
                 raise TapeError(f"tape column {name!r} has shape {column.shape}, expected ({n},)")
             if column.flags.writeable:
                 column.setflags(write=False)
+        if (self.buyer is None) != (self.seller is None):
+            raise TapeError("tape columns 'buyer' and 'seller' must be given together")
+        if not isinstance(self.addresses, tuple):
+            object.__setattr__(self, "addresses", tuple(self.addresses))
+        if self.buyer is None:
+            if self.addresses:
+                raise TapeError("tape has an address table but no 'buyer'/'seller' columns")
+            return
+        for name in ADDRESS_COLUMNS:
+            column = getattr(self, name)
+            if not isinstance(column, np.ndarray) or column.dtype != np.int32 or column.shape != (n,):
+                raise TapeError(f"tape column {name!r} must be an int32 array of shape ({n},)")
+            if column.size and (column.min() < NO_ADDRESS or column.max() >= len(self.addresses)):
+                row = int(np.flatnonzero((column < NO_ADDRESS) | (column >= len(self.addresses)))[0])
+                raise TapeError(f"row {row}: field {name!r} code {int(column[row])} is outside the address table of {len(self.addresses)}")
+            if column.flags.writeable:
+                column.setflags(write=False)
 
     @classmethod
     def from_columns(cls, columns: dict[str, np.ndarray], **meta: Any) -> "Tape":
-        """Build a tape from column arrays (cast to the schema's dtypes)."""
+        """Build a tape from column arrays (cast to the schema's dtypes).
+
+        ``buyer`` and ``seller`` code columns are taken when present (with ``addresses=`` in
+        ``meta``).
+        """
         missing = [c for c in _COLUMNS if c not in columns]
         if missing:
             raise TapeError(f"tape is missing column {missing[0]!r}")
         arrays = {c: np.ascontiguousarray(columns[c], dtype=_DTYPES[c]) for c in _COLUMNS}
+        for name in ADDRESS_COLUMNS:
+            if columns.get(name) is not None:
+                arrays[name] = np.ascontiguousarray(columns[name], dtype=np.int32)
         return cls(**arrays, **meta)
+
+    @property
+    def has_addresses(self) -> bool:
+        """True when the tape carries buyer and seller address columns."""
+        return self.buyer is not None
+
+    def with_addresses(self, buyer: np.ndarray, seller: np.ndarray, addresses: Sequence[str]) -> "Tape":
+        """A copy of this tape with buyer / seller code columns (see :func:`encode_addresses`)."""
+        return Tape.from_columns(
+            {**{c: getattr(self, c) for c in _COLUMNS}, "buyer": buyer, "seller": seller},
+            instrument=self.instrument,
+            venue=self.venue,
+            source=self.source,
+            funding_interval_s=self.funding_interval_s,
+            extra=dict(self.extra),
+            addresses=tuple(addresses),
+        )
+
+    def address(self, code: int) -> str | None:
+        """The address a buyer / seller code stands for (None for :data:`NO_ADDRESS`)."""
+        return None if code == NO_ADDRESS else self.addresses[code]
 
     def __len__(self) -> int:
         return int(self.ts_local.shape[0])
@@ -131,13 +239,17 @@ class Tape:
         """Rows with ``start_ns <= ts_local < end_ns`` (local time)."""
         lo = 0 if start_ns is None else int(np.searchsorted(self.ts_local, start_ns, "left"))
         hi = len(self) if end_ns is None else int(np.searchsorted(self.ts_local, end_ns, "left"))
+        columns = {c: getattr(self, c)[lo:hi] for c in _COLUMNS}
+        if self.buyer is not None:
+            columns["buyer"], columns["seller"] = self.buyer[lo:hi], self.seller[lo:hi]
         return Tape.from_columns(
-            {c: getattr(self, c)[lo:hi] for c in _COLUMNS},
+            columns,
             instrument=self.instrument,
             venue=self.venue,
             source=self.source,
             funding_interval_s=self.funding_interval_s,
             extra=dict(self.extra),
+            addresses=self.addresses,
         )
 
 
@@ -146,6 +258,12 @@ def write_tape(tape: Tape, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table({c: getattr(tape, c) for c in _COLUMNS}, schema=TAPE_SCHEMA)
+    if tape.buyer is not None:
+        dictionary = pa.array(tape.addresses, type=pa.string())
+        for name in ADDRESS_COLUMNS:
+            codes = getattr(tape, name)
+            indices = pa.array(codes, type=pa.int32(), mask=codes == NO_ADDRESS)
+            table = table.append_column(pa.field(name, _ADDRESS_TYPE), pa.DictionaryArray.from_arrays(indices, dictionary))
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(tape.metadata()).encode()})
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, compression="zstd")
@@ -177,7 +295,8 @@ def read_tape(path: str | Path) -> Tape:
             raise TapeError(f"{path}: missing column {f.name!r}")
         if table.schema.field(f.name).type != f.type:
             raise TapeError(f"{path}: column {f.name!r} has type {table.schema.field(f.name).type}, expected {f.type}")
-    columns = {c: table.column(c).to_numpy() for c in _COLUMNS}
+    columns: dict[str, Any] = {c: table.column(c).to_numpy() for c in _COLUMNS}
+    addresses = _read_addresses(table, path, columns)
     try:
         instrument = InstrumentSpec.from_dict(meta.get("instrument", {}), where=f"{path}: metadata.instrument")
     except ValueError as err:
@@ -189,9 +308,40 @@ def read_tape(path: str | Path) -> Tape:
         source=str(meta.get("source", "")),
         funding_interval_s=float(meta.get("funding_interval_s", 3600.0)),
         extra=dict(meta.get("extra", {})),
+        addresses=addresses,
     )
     validate_tape(tape, where=str(path))
     return tape
+
+
+def _read_addresses(table: pa.Table, path: Path, columns: dict[str, Any]) -> tuple[str, ...]:
+    """Put the optional buyer / seller columns of ``table`` into ``columns`` as codes; return the table of addresses."""
+    present = [name for name in ADDRESS_COLUMNS if name in table.column_names]
+    if not present:
+        return ()
+    if len(present) != len(ADDRESS_COLUMNS):
+        missing = next(name for name in ADDRESS_COLUMNS if name not in present)
+        raise TapeError(f"{path}: column {present[0]!r} is present but {missing!r} is missing")
+    lookup: dict[str, int] = {}
+    for name in ADDRESS_COLUMNS:
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.dictionary_encode()
+        if not (pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type)):
+            raise TapeError(f"{path}: column {name!r} has type {column.type}, expected dictionary-encoded strings")
+        codes = np.full(len(column), NO_ADDRESS, dtype=np.int32)
+        offset = 0
+        for chunk in column.chunks:
+            # each chunk has its own dictionary: map it into the shared table
+            remap = np.array([lookup.setdefault(a, len(lookup)) for a in chunk.dictionary.to_pylist()] + [NO_ADDRESS], dtype=np.int32)
+            indices = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            if indices.size and indices.max() >= len(remap) - 1:
+                raise TapeError(f"{path}: column {name!r} has an index outside its dictionary")
+            # -1 (null) picks the NO_ADDRESS sentinel at the end of remap
+            codes[offset : offset + len(chunk)] = remap[indices]
+            offset += len(chunk)
+        columns[name] = codes
+    return tuple(lookup)
 
 
 def validate_tape(tape: Tape, *, where: str = "tape") -> None:
@@ -228,3 +378,9 @@ def validate_tape(tape: Tape, *, where: str = "tape") -> None:
     bad_rate = funding & ~np.isfinite(tape.rate)
     if bad_rate.any():
         fail(bad_rate, "rate", "must be finite on funding rows")
+    if tape.buyer is not None:
+        not_trade = tape.kind != EventKind.TRADE
+        for name in ADDRESS_COLUMNS:
+            bad_address = not_trade & (getattr(tape, name) != NO_ADDRESS)
+            if bad_address.any():
+                fail(bad_address, name, "must be empty on rows that are not trades")

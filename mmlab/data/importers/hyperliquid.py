@@ -19,6 +19,11 @@ Every Hyperliquid ``l2Book`` message is a full top-20 book, so each one becomes 
 ``side`` is the aggressor's: ``"B"`` (``buy``) is buyer-initiated, +1; ``"A"`` (``sell``) -1.
 Exchange times are integer ms on the wire and become ns here (``ts_exch = time_ms * 1_000_000``).
 
+A websocket trade names both parties, ``users: [buyer, seller]``; ``hyperliquid-ws`` keeps them in
+the tape's optional ``buyer``/``seller`` address columns (a trade without ``users`` has none; a
+recording with no addresses at all gives a tape without the columns). The other two formats
+carry no addresses.
+
 The ``trades`` channel replays recent trades after every (re)subscription, so trade ids repeat;
 the importers keep the first copy of each id and report how many copies they dropped (in the
 report's ``duplicate_trades`` and in ``tape.extra["duplicate_trades_dropped"]``).
@@ -40,6 +45,7 @@ import numpy as np
 
 from mmlab.config import InstrumentSpec
 from mmlab.data.importers import MAX_SZ_DECIMALS, ImportError_, ImportResult, TapeBuilder, decimals_of, sz_decimals_option, text_lines
+from mmlab.data.tape import NO_ADDRESS, EventKind
 
 __all__ = ["read_ws_recording", "read_s3_l2book", "read_collector_csv", "seconds_text_to_ns"]
 
@@ -109,6 +115,16 @@ def _integer(container: Any, key: str, field_name: str) -> int:
     if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
         return int(raw)
     raise _BadField(field_name, f"is not an integer: {raw!r}")
+
+
+def _users(trade: dict[str, Any], field_name: str) -> tuple[str, str] | None:
+    """``(buyer, seller)`` of a websocket trade's ``users``, None when the field is absent."""
+    if "users" not in trade:
+        return None
+    users = trade["users"]
+    if not (isinstance(users, list) and len(users) == 2 and all(isinstance(u, str) and u for u in users)):
+        raise _BadField(field_name, f"must be [buyer, seller], two non-empty address strings, got {users!r}")
+    return users[0], users[1]
 
 
 def seconds_text_to_ns(text: str) -> int:
@@ -230,11 +246,29 @@ def read_ws_recording(path: Path, *, strict: bool = True, **options: Any) -> Imp
         builder.note(None, "channel", f"{count} messages of channel {channel!r} ignored", severity="info")
     builder.cannot_check(FUNDING_NOT_RECORDED)
     builder.cannot_check("depth beyond the 20 levels per side an l2Book message carries")
-    return builder.finish(
+    if state.users:
+        builder.check("trades with buyer and seller addresses", f"{len(state.users)} of {len(state.trade_ids)}")
+    result = builder.finish(
         _instrument(state.coin, sz_decimals, state.sizes_seen),
         venue=VENUE,
         extra={"duplicate_trades_dropped": state.duplicates, "files": [str(f) for f in files]},
     )
+    return _with_users(result, state.users)
+
+
+def _with_users(result: ImportResult, users: dict[int, tuple[str, str]]) -> ImportResult:
+    """Attach the ``users`` of each kept trade (matched on its unique trade id) as address columns."""
+    if not users:
+        return result
+    tape = result.tape
+    table: dict[str, int] = {}
+    codes = np.full((2, len(tape)), NO_ADDRESS, dtype=np.int32)
+    for row in np.flatnonzero(tape.kind == EventKind.TRADE):
+        pair = users.get(int(tape.trade_id[row]))
+        if pair is not None:
+            codes[0, row] = table.setdefault(pair[0], len(table))
+            codes[1, row] = table.setdefault(pair[1], len(table))
+    return ImportResult(tape=tape.with_addresses(codes[0], codes[1], tuple(table)), report=result.report)
 
 
 class _WsState:
@@ -250,6 +284,8 @@ class _WsState:
         self.first_duplicate_file: str | None = None
         self.sizes_seen: list[int] = []
         self.ignored: dict[str, int] = {}
+        #: trade id -> (buyer, seller) of the kept trades whose message named them
+        self.users: dict[int, tuple[str, str]] = {}
 
     def keep(self, coin: Any, field_name: str, file: Path, line_number: int) -> bool:
         """Whether a message of ``coin`` belongs to the tape; several coins without a choice raise."""
@@ -308,15 +344,18 @@ def _ws_line(text: str, state: _WsState, builder: TapeBuilder, line_number: int,
             size = _number(trade, "sz", f"{where}.sz", positive=True)
             trade_id = _integer(trade, "tid", f"{where}.tid")
             ts_exch = _integer(trade, "time", f"{where}.time") * NS_PER_MS
-            rows.append((ts_exch, 1 if side_text == "B" else -1, price, size, trade_id, str(trade["sz"])))
+            users = _users(trade, f"{where}.users")
+            rows.append((ts_exch, 1 if side_text == "B" else -1, price, size, trade_id, str(trade["sz"]), users))
         # the whole message is validated before any of it is kept, so a skipped line leaves no part behind
-        for ts_exch, aggressor, price, size, trade_id, size_text in rows:
+        for ts_exch, aggressor, price, size, trade_id, size_text, users in rows:
             if trade_id in state.trade_ids:
                 state.duplicates += 1
                 if state.first_duplicate_line is None:
                     state.first_duplicate_line, state.first_duplicate_file = line_number, str(file)
                 continue
             state.trade_ids.add(trade_id)
+            if users is not None:
+                state.users[trade_id] = users
             state.sizes_seen.append(_decimals(size_text))
             builder.trade(ts_exch, ts_local, aggressor, price, size, trade_id)
     elif channel == "activeAssetCtx":
