@@ -352,13 +352,23 @@ class StrategyConfig(ConfigBase):
 
 @dataclass(**CONFIG)
 class SimConfig(ConfigBase):
-    """Simulated venue: latencies (s), fees (bps, negative is a rebate) and the queue model.
+    """Simulated venue: latencies (s), fees (bps, negative is a rebate), queue model and engine.
 
     ``queue_model`` names a :mod:`mmlab.sim.models` queue model (``"risk_averse"``, ``"log"``,
     ``"power:2"``, ...). A non-empty ``order_latency_samples_s`` replaces the constant
     ``order_latency_s`` by draws from those recorded latencies, seeded with ``latency_seed``.
     ``fee_tier`` records a Hyperliquid fee tier (``"vip2"``, ``"vip4+mm1"``); build such a config
     with :meth:`for_fee_tier`, since the maker and taker fees must then be that tier's.
+
+    Feed latency (market data, exchange → us): with ``feed_latency_mode="constant"`` every row
+    took ``feed_latency_s``; with ``"recorded"`` each row's latency is read off the tape
+    (``ts_local − ts_exch``) and ``feed_latency_s`` is that of the fastest row
+    (:class:`~mmlab.sim.models.RecordedFeedLatency`). Response latency (the exchange's answers to
+    our actions, exchange → us): ``response_latency_s``, ``None`` for ``feed_latency_s``, or draws
+    from ``response_latency_samples_s`` when that is not empty (seeded with ``latency_seed + 1``,
+    so the two random streams differ). ``engine`` picks the replay engine: ``"compiled"``
+    (:mod:`mmlab.sim.engine`, numba) or ``"reference"`` (the readable Python
+    :class:`~mmlab.sim.venue.SimVenue`); both give identical results.
     """
 
     feed_latency_s: float = 0.05
@@ -369,14 +379,31 @@ class SimConfig(ConfigBase):
     queue_model: str = "risk_averse"
     order_latency_samples_s: tuple[float, ...] = ()
     latency_seed: int = 0
+    feed_latency_mode: str = "constant"
+    response_latency_s: float | None = None
+    response_latency_samples_s: tuple[float, ...] = ()
+    engine: str = "compiled"
 
     def __post_init__(self) -> None:
         check_field("SimConfig", "feed_latency_s", self.feed_latency_s, ge=0.0)
         check_field("SimConfig", "order_latency_s", self.order_latency_s, ge=0.0)
         check_field("SimConfig", "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
         check_field("SimConfig", "taker_fee_bps", self.taker_fee_bps, gt=-10.0, lt=100.0)
+        for name in ("order_latency_samples_s", "response_latency_samples_s"):
+            if not isinstance(getattr(self, name), tuple):
+                raise ConfigError(f"SimConfig.{name} must be a tuple of seconds, got {getattr(self, name)!r}")
         for index, latency_s in enumerate(self.order_latency_samples_s):
             check_field("SimConfig", f"order_latency_samples_s[{index}]", latency_s, ge=0.0)
+        if self.feed_latency_mode not in ("constant", "recorded"):
+            raise ConfigError(
+                f"SimConfig.feed_latency_mode must be 'constant' or 'recorded', got {self.feed_latency_mode!r}"
+            )
+        if self.response_latency_s is not None:
+            check_field("SimConfig", "response_latency_s", self.response_latency_s, ge=0.0)
+        for index, latency_s in enumerate(self.response_latency_samples_s):
+            check_field("SimConfig", f"response_latency_samples_s[{index}]", latency_s, ge=0.0)
+        if self.engine not in ("compiled", "reference"):
+            raise ConfigError(f"SimConfig.engine must be 'compiled' or 'reference', got {self.engine!r}")
         if isinstance(self.latency_seed, bool) or not isinstance(self.latency_seed, int) or self.latency_seed < 0:
             raise ConfigError(f"SimConfig.latency_seed must be an integer >= 0, got {self.latency_seed!r}")
         # the models live with the simulator; imported here so config stays importable on its own

@@ -426,3 +426,5 @@ class VenueUpdate:
     funding_rate: float = 0.0
     mark_price: float = float("nan")
     pending_cancels: tuple[OpenOrder, ...] = ()
+    #: coins, from the latest asset context (NaN before any or where the venue has none)
+    open_interest: float = float("nan")

@@ -30,7 +30,7 @@ from mmlab.config import SimConfig, StrategyConfig
 from mmlab.data.tape import Tape
 from mmlab.evaluator import markouts_from_mids
 from mmlab.pipeline import CycleOutput, Pipeline
-from mmlab.sim.venue import SimVenue
+from mmlab.sim.venue import make_sim_venue
 from mmlab.types import MARKOUT_HORIZONS_S, ActionKind, VenueUpdate
 
 __all__ = ["BacktestSummary", "BacktestResult", "run_backtest", "load_backtest", "backtest_synthetic", "with_maker_fee", "AccountingError"]
@@ -168,16 +168,18 @@ def run_backtest(
     *,
     pipeline: Strategy | None = None,
 ) -> BacktestResult:
-    """Replay ``tape`` through ``pipeline`` (built from ``strategy`` if not given) on a SimVenue.
+    """Replay ``tape`` through ``pipeline`` (built from ``strategy`` if not given) on a simulated venue.
 
-    ``pipeline`` may be any :class:`Strategy`, for example a baseline quoter.
+    ``pipeline`` may be any :class:`Strategy`, for example a baseline quoter. The venue is the
+    engine ``sim.engine`` names: the compiled :class:`~mmlab.sim.engine.FastSimVenue` by default,
+    or the reference :class:`~mmlab.sim.venue.SimVenue`; both give the same result.
     """
     strategy = strategy or StrategyConfig(instrument=tape.instrument)
     sim = sim or SimConfig()
     if strategy.instrument != tape.instrument:
         strategy = strategy.replace(instrument=tape.instrument)
     pipeline = pipeline or Pipeline.from_config(strategy, funding_interval_s=tape.funding_interval_s)
-    venue = SimVenue(tape, sim)
+    venue = make_sim_venue(tape, sim)
     step_ns = int(round(strategy.cycle_interval_s * 1e9))
     first, last = int(tape.ts_local[0]), int(tape.ts_local[-1])
     started = time.perf_counter()

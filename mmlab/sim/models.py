@@ -35,6 +35,27 @@ Latency
 A latency model hands each venue a fresh sampler (``sampler() -> draw() -> ns``), so two venues
 built from the same model replay identically. :class:`ConstantLatency` always draws the same
 value; :class:`EmpiricalLatency` draws recorded latencies with ``np.random.default_rng(seed)``.
+Order entry (us → exchange) and responses (exchange → us: acknowledgements, rejections, cancel
+confirmations) take any of these.
+
+The feed latency (market data, exchange → us) is a per-row quantity instead: a feed latency model
+maps the tape's clocks to the exchange time ``E_r`` at which each row happened
+(``exchange_times_ns(ts_local, ts_exch)``). :class:`ConstantLatency` gives ``E_r = L_r − f``.
+:class:`RecordedFeedLatency` reads each row's own latency off the tape,
+
+    d_r = ts_local_r − ts_exch_r                    recorded delay, clock offset included
+    f_r = base_s + (d_r − min_r d_r)                the fastest row took base_s
+    E_r = max(L_r − f_r, E_{r−1})                   never before an earlier row
+
+The offset between the recorder's clock and the exchange's is constant over a recording and
+cannot be told apart from the constant part of the latency, so only the excess over the fastest
+row is taken from the tape and the constant part (``base_s``) is a parameter. The running maximum
+keeps the exchange processing rows in tape order: the book is rebuilt from the rows in that order
+(a diff applied before the one it follows would corrupt it), so a row that the tape shows after
+another cannot have happened before it; such a row is taken to have happened together with its
+predecessor. A tape whose ``ts_exch`` carries no information (synthetic tapes stamp
+``ts_local = ts_exch + constant``) has ``d_r − min d = 0`` on every row, so ``f_r = base_s``:
+exactly the constant model.
 
 Fees (Hyperliquid perps)
 ------------------------
@@ -63,6 +84,8 @@ __all__ = [
     "LatencyModel",
     "ConstantLatency",
     "EmpiricalLatency",
+    "RecordedFeedLatency",
+    "FeedLatencyModel",
     "FeeSchedule",
     "HYPERLIQUID_PERP_FEE_TIERS",
     "HYPERLIQUID_MAKER_REBATE_BPS",
@@ -113,34 +136,53 @@ class ProbabilisticQueue:
 
     name: str
     prob: Callable[[float, float], float] = field(compare=False, repr=False)
+    #: which of hftbacktest's functions ``prob`` is ("power", "log", "power2", "log2", "power3"),
+    #: "" for a user-supplied ``prob``; with ``exponent`` it lets the compiled engine
+    #: (:mod:`mmlab.sim.engine`) evaluate the same formula; the log forms have no exponent (0)
+    form: str = ""
+    exponent: float = 0.0
 
     @classmethod
     def power(cls, n: float) -> ProbabilisticQueue:
         """hftbacktest ``PowerProbQueueFunc``: ``p = f(back) / (f(back) + f(front))``, ``f = x**n``."""
-        f = _power(_check_exponent(n))
-        return cls(name=f"power:{n:g}", prob=lambda front, back: _ratio(f(back), f(back) + f(front)))
+        n = _check_exponent(n)
+        f = _power(n)
+        return cls(
+            name=f"power:{n:g}", prob=lambda front, back: _ratio(f(back), f(back) + f(front)), form="power", exponent=n
+        )
 
     @classmethod
     def log(cls) -> ProbabilisticQueue:
         """hftbacktest ``LogProbQueueFunc``: ``p = f(back) / (f(back) + f(front))``, ``f = log(1 + x)``."""
-        return cls(name="log", prob=lambda front, back: _ratio(_log1p(back), _log1p(back) + _log1p(front)))
+        return cls(
+            name="log", prob=lambda front, back: _ratio(_log1p(back), _log1p(back) + _log1p(front)), form="log"
+        )
 
     @classmethod
     def power2(cls, n: float) -> ProbabilisticQueue:
         """hftbacktest ``PowerProbQueueFunc2``: ``p = f(back) / f(back + front)``, ``f = x**n``."""
-        f = _power(_check_exponent(n))
-        return cls(name=f"power2:{n:g}", prob=lambda front, back: _ratio(f(back), f(back + front)))
+        n = _check_exponent(n)
+        f = _power(n)
+        return cls(
+            name=f"power2:{n:g}", prob=lambda front, back: _ratio(f(back), f(back + front)), form="power2", exponent=n
+        )
 
     @classmethod
     def log2(cls) -> ProbabilisticQueue:
         """hftbacktest ``LogProbQueueFunc2``: ``p = f(back) / f(back + front)``, ``f = log(1 + x)``."""
-        return cls(name="log2", prob=lambda front, back: _ratio(_log1p(back), _log1p(back + front)))
+        return cls(name="log2", prob=lambda front, back: _ratio(_log1p(back), _log1p(back + front)), form="log2")
 
     @classmethod
     def power3(cls, n: float) -> ProbabilisticQueue:
         """hftbacktest ``PowerProbQueueFunc3``: ``p = 1 − f(front / (front + back))``, ``f = x**n``."""
-        f = _power(_check_exponent(n))
-        return cls(name=f"power3:{n:g}", prob=lambda front, back: 1.0 - f(_ratio(front, front + back)))
+        n = _check_exponent(n)
+        f = _power(n)
+        return cls(
+            name=f"power3:{n:g}",
+            prob=lambda front, back: 1.0 - f(_ratio(front, front + back)),
+            form="power3",
+            exponent=n,
+        )
 
     def on_depth(self, front: float, prev_size: float, new_size: float, traded: float) -> float:
         # chg = prev − new − traded: the decrease that trades do not explain is a cancellation
@@ -220,6 +262,51 @@ class ConstantLatency:
     def sampler(self) -> Callable[[], int]:
         ns = self.ns
         return lambda: ns
+
+    def exchange_times_ns(self, ts_local: np.ndarray, ts_exch: np.ndarray) -> np.ndarray:
+        """As a feed latency: every row happened ``seconds`` before we saw it, ``E_r = L_r − f``."""
+        return np.asarray(ts_local, dtype=np.int64) - np.int64(self.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFeedLatency:
+    """Feed latency read off the tape: ``f_r = base_s + (d_r − min d)``, ``d_r = ts_local_r − ts_exch_r``.
+
+    See the module docstring for why the constant part ``base_s`` (the latency of the fastest row)
+    is a parameter and why the exchange times are made non-decreasing.
+    """
+
+    base_s: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base_s, bool) or not isinstance(self.base_s, (int, float)):
+            raise ValueError(f"RecordedFeedLatency.base_s must be a number, got {self.base_s!r}")
+        if not (math.isfinite(self.base_s) and self.base_s >= 0.0):
+            raise ValueError(f"RecordedFeedLatency.base_s must be finite and >= 0, got {self.base_s!r}")
+
+    @property
+    def seconds(self) -> float:
+        """The constant part of the latency, s (what a response latency defaults to)."""
+        return float(self.base_s)
+
+    def exchange_times_ns(self, ts_local: np.ndarray, ts_exch: np.ndarray) -> np.ndarray:
+        """``E_r = max(L_r − f_r, E_{r−1})`` for every row, ns on the local clock."""
+        ts_local = np.asarray(ts_local, dtype=np.int64)
+        ts_exch = np.asarray(ts_exch, dtype=np.int64)
+        if ts_local.shape != ts_exch.shape or ts_local.ndim != 1:
+            raise ValueError("RecordedFeedLatency: ts_local and ts_exch must be 1-d arrays of one length")
+        if ts_local.size == 0:
+            return ts_local.copy()
+        # d_r = L_r − X_r: the recorded delay plus the (unknown, constant) clock offset
+        delay_ns = ts_local - ts_exch
+        # f_r = base + (d_r − min d): the fastest row took base_s
+        latency_ns = np.int64(round(self.base_s * NS_PER_S)) + (delay_ns - delay_ns.min())
+        # E_r = max(L_r − f_r, E_{r−1}): the exchange sees the rows in tape order
+        return np.maximum.accumulate(ts_local - latency_ns)
+
+
+#: What a venue's feed latency may be: a constant, or recorded row by row.
+FeedLatencyModel = ConstantLatency | RecordedFeedLatency
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,59 +1,81 @@
 """SimVenue: the :class:`~mmlab.venue.Venue` protocol over a recorded or synthetic tape.
 
 Our post-only (ALO) orders join the tape's book with a queue position, are filled by the tape's
-trades, pay maker fees and funding. The queue, order-entry latency and fee models are swappable
+trades, pay maker fees and funding. The queue, latency and fee models are swappable
 (:mod:`mmlab.sim.models`, :meth:`SimVenue.builder`); the defaults reproduce the rules below.
+This class is the readable reference; :class:`mmlab.sim.engine.FastSimVenue` compiles the same
+rules with numba and gives identical results (``SimConfig.engine`` picks one).
 
 Clocks
 ------
-Everything runs on the tape's local clock (``ts_local``, ns). With the feed latency
-``f = feed_latency_s`` and the order-entry latency ``o = order_latency_s``:
+Two clocks run side by side, both on the tape's local time axis (ns): the exchange's, at which
+the exchange processes market events and our actions, and ours, at which news of them reaches
+us. They are never mixed: a tape's ``ts_exch`` column is used only to read the recorded feed
+latency and to stamp fills, never to order events (its clock offset to ``ts_local`` is unknown).
 
-- a tape row seen locally at L happened at the exchange at ``E = L − f``;
-- an action submitted at local time t reaches the exchange at ``A = t + o``; with a random
-  entry latency ``o`` is drawn per action and ``A = max(t + o, A of the previous action)``, so
-  actions still reach the exchange in submission order (a cancel never overtakes its place);
-- the exchange's answer (acknowledgement, rejection, cancel confirmation, fill) reaches us at the
-  exchange time of the event plus ``f``; a fill caused by row r is therefore delivered at L_r,
-  with ``Fill.ts_local = L_r`` and ``Fill.ts_exch`` = the row's ``ts_exch``.
+- Market data. A tape row seen locally at ``L_r`` happened at the exchange at ``E_r``. With a
+  constant feed latency ``f = feed_latency_s``, ``E_r = L_r − f``. With a recorded feed latency
+  (:class:`~mmlab.sim.models.RecordedFeedLatency`, ``feed_latency_mode="recorded"``) each row has
+  its own, ``f_r = base_s + (d_r − min d)`` with ``d_r = ts_local_r − ts_exch_r``, and
+  ``E_r = max(L_r − f_r, E_{r−1})``: the exchange sees the rows in tape order (the book is
+  rebuilt from them in that order), and the clock offset between the two columns, constant over
+  a recording, is absorbed into ``base_s``. A tape without information in ``ts_exch`` (a
+  constant ``ts_local − ts_exch``) gives ``f_r = base_s``, the constant model.
+- Actions. An action submitted at local time t reaches the exchange at ``A = t + o`` (order
+  entry latency ``o``); with a random entry latency ``o`` is drawn per action and
+  ``A = max(t + o, A of the previous action)``, so actions reach the exchange in submission order
+  (a cancel never overtakes its place).
+- Answers. The exchange's answer to an action (acknowledgement, post-only rejection, cancel
+  confirmation or failure) reaches us at ``D = max(A + g, D of the previous action)``, with the
+  response latency ``g`` constant or drawn per action (``response_latency_s``,
+  ``response_latency_samples_s``; default: the feed's constant latency, ``f`` or ``base_s``).
+  Answers come back on one connection, in order.
+- Fills and funding. A fill or funding payment caused by row r reaches us with that row, at
+  ``L_r``: ``Fill.ts_local = L_r`` and ``Fill.ts_exch`` = the row's ``ts_exch``.
 
-Rows are processed in tape order. Before the exchange processes row r, every pending action with
-``A ≤ E_r`` is applied, in submission order. Only ``ts_local`` and the two latencies order events,
-so a clock offset between ``ts_exch`` and ``ts_local`` in a real recording cannot reorder them.
-With zero latencies an action submitted at t still comes after every row we had seen by t.
-The local clock never goes backwards: ``poll`` or ``submit`` at a time earlier than a previous
-``poll`` or ``submit`` raises ``ValueError``.
-
-Because fills are delivered at L_r and every other answer at ``A + f``, at ``poll(t)`` the
-strategy knows everything the exchange did up to exchange time ``t − f``; what it does not know
-yet is the fate of actions still in flight.
+The exchange processes rows in tape order; an action is processed just before the first row
+not yet processed with ``A ≤ E_r`` (ties go to the action). An action submitted at t comes after
+every row the exchange had already processed by then (so with zero latencies it comes after every
+row we had seen by t). The local clock never goes backwards: ``poll`` or ``submit`` at a time
+earlier than a previous ``poll`` or ``submit`` raises ``ValueError``.
 
 What ``poll(t)`` reports
 ------------------------
-All rows with ``ts_local ≤ t`` are processed, then the actions with ``A ≤ t − f``. The update has
-the latest book (top ``book_levels`` per side, built only when the book changed since the last
-poll; None before the first BOOK row), the market trades and our fills delivered since the last
-poll, the position, the open orders as the strategy knows them (placed, including those still in
-flight, and neither known filled, known rejected nor cancelled by us), the orders whose cancel is
-in flight (``pending_cancels``: they can still fill), the funding rate (the last ASSET_CTX or
-FUNDING rate, 0 before any) and the mark price (the last ASSET_CTX or FUNDING price, else the mid).
-A partially filled order is listed with its remaining size.
+The exchange first processes every row with ``L_r ≤ t`` (with the actions due before them), then
+every in-flight action whose answer is due (``D ≤ t``), each after the rows with ``E_r < A``.
+When the response latency is shorter than some rows' feed latency, those rows are processed at
+the exchange before we see them: their effects (fills, funding) wait for ``L_r``. Then what has
+reached us by t is delivered: the rows with ``L_r ≤ t`` (our book, the market trades, the funding
+rate and mark), the fills and funding payments of those rows, and the answers with ``D ≤ t``.
+
+The update has the latest book as our feed delivered it (top ``book_levels`` per side, built only
+when the book changed since the last poll; None before the first BOOK row), the market trades and
+our fills delivered since the last poll, the position (sum of delivered fills), the open orders
+as the strategy knows them (placed, including those still in flight, and neither known filled,
+known rejected nor cancelled by us), the orders whose cancel is unanswered
+(``pending_cancels``: they can still fill), the funding rate (the last ASSET_CTX or FUNDING rate
+seen, 0 before any) and the mark price (the last ASSET_CTX or FUNDING price seen, else the mid).
+A partially filled order is listed with its remaining size as of the fills delivered.
 
 Matching at the exchange
 ------------------------
+The exchange keeps its own copy of the book, rebuilt from the rows it has processed (ours is
+rebuilt from the rows we have seen; neither includes our orders).
+
 - Arrival of a PLACE: a bid at or above the best ask (an ask at or below the best bid) of the book
   as it stands would take liquidity, so the post-only order is rejected: it never rests, leaves
-  the open orders and counts in ``rejections``. Otherwise it rests behind everything displayed at
-  its price: ``queue_ahead`` = displayed size at arrival (the tape's book never includes us).
+  the open orders when the answer reaches us and counts in ``rejections``. Otherwise it rests
+  behind everything displayed at its price: ``queue_ahead`` = displayed size at arrival.
 - BOOK row at the price and side of a resting order with new size S: the queue model moves
   ``queue_ahead``. The default (risk-averse) sets ``queue_ahead ← min(queue_ahead, S)``: only
   trades advance us (cancellations may have been behind us), but the queue ahead cannot be longer
   than the level. A probabilistic model also moves us by part of each cancellation (see
   :mod:`mmlab.sim.models`); the market volume traded at our level since its last BOOK row is
-  passed along so that a decrease the trades explain is not counted as a cancellation. Growth leaves ``queue_ahead`` alone:
-  newcomers join behind us. After a BOOK_CLEAR, once the snapshot that follows it (the rows with
-  the same ``ts_local``) is applied, each resting order's queue moves as if its level had changed
-  by a diff from its size before the clear to its size now (0 if the level is gone).
+  passed along so that a decrease the trades explain is not counted as a cancellation. Growth
+  leaves ``queue_ahead`` alone: newcomers join behind us. After a BOOK_CLEAR, once the snapshot
+  that follows it (the rows with the same ``ts_local``) is applied, each resting order's queue
+  moves as if its level had changed by a diff from its size before the clear to its size now (0
+  if the level is gone).
 - TRADE row whose aggressor SELLs at price p, against our bid at b (the mirror for a BUY aggressor
   against our asks):
 
@@ -67,7 +89,8 @@ Matching at the exchange
   Fills are always at our order's price, as maker. A book that crosses our order without a trade
   does not fill us (every execution prints a trade).
 - Arrival of a CANCEL: removes the order if it still rests; if it has filled already (or never
-  rested) the cancel fails, the fill stands and ``failed_cancels`` counts it.
+  rested) the cancel fails, the fill stands and ``failed_cancels`` counts it when the answer
+  reaches us.
 
 Money
 -----
@@ -75,19 +98,20 @@ Money
   Every order is post-only, so ``taker_fee_bps`` is never charged (it is kept for unwind orders).
   Fees come from ``SimConfig`` (``maker_fee_bps``/``taker_fee_bps``, or ``SimConfig.for_fee_tier``
   with a Hyperliquid tier) or the builder's ``fees``/``fee_tier``.
-- FUNDING row with mark P and rate r: ``payment_usd = −position · P · r`` (a long pays a positive
-  rate), added to cash and to ``funding_usd`` (signed: what we received).
-- ``cash_usd = −Σ side · price · size − Σ fee_usd + Σ payment_usd`` over fills and funding events,
-  accumulated in event order.
+- FUNDING row with mark P and rate r: ``payment_usd = −position · P · r`` on the position the
+  exchange holds when it processes the row (a long pays a positive rate), added to cash and to
+  ``funding_usd`` (signed: what we received).
+- ``cash_usd = −Σ side · price · size − Σ fee_usd + Σ payment_usd`` over the fills and funding
+  payments delivered, accumulated in tape order; :meth:`account` reports what has reached us.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -100,14 +124,15 @@ from mmlab.sim.models import (
     FeeSchedule,
     LatencyModel,
     QueueModel,
+    RecordedFeedLatency,
     fee_schedule_for_tier,
     queue_model_from_name,
 )
 from mmlab.types import ActionKind, Fill, L2Book, OpenOrder, OrderAction, Side, Trade, VenueUpdate
-from mmlab.units import bps_to_frac, s_to_ns
+from mmlab.units import bps_to_frac
 from mmlab.venue import AccountState
 
-__all__ = ["SimVenue", "SimVenueBuilder", "FundingPayment"]
+__all__ = ["SimVenue", "SimVenueBuilder", "FundingPayment", "VenueModels", "resolve_venue_models", "make_sim_venue"]
 
 _BOOK = int(EventKind.BOOK)
 _TRADE = int(EventKind.TRADE)
@@ -120,9 +145,39 @@ _SIDES = {1: Side.BUY, -1: Side.SELL}
 _REMAINDER_TOLERANCE = 1e-9
 _NEVER_NS = -(2**63)
 
+# the exchange's answers to our actions
+_RESTED = 0
+_REJECTED = 1
+_CANCELLED = 2
+_CANCEL_FAILED = 3
+
 
 def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def trade_addresses(tape: Tape) -> tuple[list[str | None] | None, list[str | None] | None]:
+    """Per-row buyer and seller addresses of a tape that has them, else ``(None, None)``."""
+    if not tape.has_addresses:
+        return None, None
+    names: list[str | None] = [*tape.addresses, None]  # code −1 (no address) picks the None
+    return [names[c] for c in tape.buyer.tolist()], [names[c] for c in tape.seller.tolist()]
+
+
+class OpenInterestTape:
+    """The open interest (coins) of the last asset context before a row; NaN before any."""
+
+    __slots__ = ("_rows", "_values")
+
+    def __init__(self, tape: Tape) -> None:
+        rows = np.flatnonzero((tape.kind == EventKind.ASSET_CTX) & (tape.size > 0.0))
+        self._rows = rows
+        self._values = tape.size[rows]
+
+    def before(self, end_row: int) -> float:
+        """Open interest of the last asset-context row with index < ``end_row``."""
+        k = int(np.searchsorted(self._rows, end_row)) - 1
+        return float(self._values[k]) if k >= 0 else math.nan
 
 
 class FundingPayment(NamedTuple):
@@ -138,8 +193,104 @@ class FundingPayment(NamedTuple):
     payment_usd: float
 
 
+class VenueModels(NamedTuple):
+    """The models a simulated venue runs with, resolved from a config and explicit overrides.
+
+    ``exchange_ns[r]`` is ``E_r``, the exchange time of tape row r on the local axis (ns).
+    """
+
+    queue_model: QueueModel
+    order_latency: LatencyModel
+    feed_latency: ConstantLatency | RecordedFeedLatency
+    response_latency: LatencyModel
+    fees: FeeSchedule
+    exchange_ns: np.ndarray
+
+
+def resolve_venue_models(
+    tape: Tape,
+    config: SimConfig,
+    *,
+    queue_model: QueueModel | None = None,
+    order_latency: LatencyModel | None = None,
+    feed_latency: ConstantLatency | RecordedFeedLatency | None = None,
+    response_latency: LatencyModel | None = None,
+    fees: FeeSchedule | None = None,
+    owner: str = "SimVenue",
+) -> VenueModels:
+    """Fill every model not given from ``config``; compute the rows' exchange times.
+
+    Raises
+    ------
+    ValueError
+        If the feed latency is neither a :class:`ConstantLatency` nor a
+        :class:`RecordedFeedLatency` (a random feed latency would reorder the rows).
+    """
+    if feed_latency is None:
+        if config.feed_latency_mode == "recorded":
+            feed_latency = RecordedFeedLatency(config.feed_latency_s)
+        else:
+            feed_latency = ConstantLatency(config.feed_latency_s)
+    if not isinstance(feed_latency, (ConstantLatency, RecordedFeedLatency)):
+        # rows are ordered by ts_local; a random feed latency could reorder their exchange times
+        raise ValueError(
+            f"{owner}.feed_latency must be a ConstantLatency or a RecordedFeedLatency, got {feed_latency!r}"
+        )
+    if order_latency is None:
+        if config.order_latency_samples_s:
+            order_latency = EmpiricalLatency(config.order_latency_samples_s, config.latency_seed)
+        else:
+            order_latency = ConstantLatency(config.order_latency_s)
+    if response_latency is None:
+        if config.response_latency_samples_s:
+            # its own stream: the same seed would replay the order latencies' draws
+            response_latency = EmpiricalLatency(config.response_latency_samples_s, config.latency_seed + 1)
+        elif config.response_latency_s is not None:
+            response_latency = ConstantLatency(config.response_latency_s)
+        else:
+            # default: the answers travel like the feed's constant part
+            response_latency = ConstantLatency(feed_latency.seconds)
+    exchange_ns = np.ascontiguousarray(feed_latency.exchange_times_ns(tape.ts_local, tape.ts_exch), dtype=np.int64)
+    return VenueModels(
+        queue_model=queue_model or queue_model_from_name(config.queue_model),
+        order_latency=order_latency,
+        feed_latency=feed_latency,
+        response_latency=response_latency,
+        fees=fees or FeeSchedule(maker_bps=config.maker_fee_bps, taker_bps=config.taker_fee_bps, tier=config.fee_tier),
+        exchange_ns=exchange_ns,
+    )
+
+
+def validate_sim_tape(tape: Tape, owner: str) -> None:
+    """The tape checks every simulated venue makes; raise :class:`TapeError` naming row and field."""
+    validate_tape(tape, where=f"{owner} tape {tape.source or tape.instrument.coin!r}")
+    funding_rows = tape.kind == EventKind.FUNDING
+    bad_mark = funding_rows & ~(np.isfinite(tape.price) & (tape.price > 0))
+    if bad_mark.any():
+        row = int(np.flatnonzero(bad_mark)[0])
+        raise TapeError(f"{owner} tape: row {row}: field 'price' must be a positive finite mark on funding rows")
+
+
+def validate_action(owner: str, index: int, action: OrderAction, next_order_id: int) -> None:
+    """Raise ``ValueError`` naming the action's index and field if it cannot be sent."""
+    where = f"{owner}.submit: action {index}"
+    if action.kind is ActionKind.PLACE:
+        if action.side not in (1, -1):
+            raise ValueError(f"{where}: side must be +1 or -1, got {action.side!r}")
+        if not (_is_number(action.price) and math.isfinite(action.price) and action.price > 0):
+            raise ValueError(f"{where}: price must be positive and finite, got {action.price!r}")
+        if not (_is_number(action.size) and math.isfinite(action.size) and action.size > 0):
+            raise ValueError(f"{where}: size must be positive and finite, got {action.size!r}")
+    elif action.kind is ActionKind.CANCEL:
+        order_id = action.order_id
+        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id < next_order_id:
+            raise ValueError(f"{where}: order_id {order_id!r} was never assigned by this venue")
+    else:
+        raise ValueError(f"{where}: kind must be an ActionKind, got {action.kind!r}")
+
+
 class _Order:
-    """One of our orders: the strategy's view (``view``) and the exchange's state."""
+    """One of our orders: the strategy's view (``view``, ``cancel_sent``) and the exchange's state."""
 
     __slots__ = (
         "order_id",
@@ -159,13 +310,22 @@ class _Order:
         self.side = side
         self.price = price
         self.size = size
-        self.remaining = size
+        self.remaining = size  # at the exchange
         self.ts_local_sent = ts_local_sent
         self.queue_ahead = 0.0
         # market volume traded at our level since its last BOOK row (the queue model's ``traded``)
         self.traded = 0.0
         self.cancel_sent = False
         self.view = OpenOrder(order_id=order_id, side=_SIDES[side], price=price, size=size, ts_local_sent=ts_local_sent)
+
+
+class _Action(NamedTuple):
+    """An action in flight: arrival at the exchange ``A`` and arrival of its answer ``D``, ns."""
+
+    arrival_ns: int
+    answer_ns: int
+    order: _Order | None  # PLACE
+    cancel_id: int  # CANCEL: the order to cancel
 
 
 class SimVenue:
@@ -184,13 +344,17 @@ class SimVenue:
     order_latency : LatencyModel, optional
         Order entry latency (submit → exchange); default ``config.order_latency_s``, or draws from
         ``config.order_latency_samples_s`` when that is not empty.
-    feed_latency : ConstantLatency, optional
-        Feed latency (exchange → us), also the latency of the exchange's answers; default
-        ``config.feed_latency_s``.
+    feed_latency : ConstantLatency or RecordedFeedLatency, optional
+        Feed latency (exchange → us) of the tape's rows; default ``config.feed_latency_s`` as
+        ``config.feed_latency_mode`` says.
+    response_latency : LatencyModel, optional
+        Latency of the exchange's answers to our actions (exchange → us); default
+        ``config.response_latency_s`` or draws from ``config.response_latency_samples_s``, else
+        the feed latency's constant part.
     fees : FeeSchedule, optional
         Maker and taker fees; default ``config.maker_fee_bps`` and ``config.taker_fee_bps``.
 
-    :meth:`builder` assembles the same venue fluently.
+    :meth:`builder` assembles the same venue fluently (and picks the engine).
 
     Attributes
     ----------
@@ -199,9 +363,10 @@ class SimVenue:
     order_book : OrderBook
         The book as our feed has delivered it so far (without our orders).
     orders_placed, rejections, failed_cancels : int
-        PLACE actions submitted, post-only rejections, cancels that found nothing to cancel.
+        PLACE actions submitted; post-only rejections and cancels that found nothing to cancel,
+        as their answers reached us.
     funding_events : list of FundingPayment
-        Every funding payment, in tape order.
+        Every funding payment delivered, in tape order.
     """
 
     def __init__(
@@ -212,47 +377,42 @@ class SimVenue:
         book_levels: int = 20,
         queue_model: QueueModel | None = None,
         order_latency: LatencyModel | None = None,
-        feed_latency: ConstantLatency | None = None,
+        feed_latency: ConstantLatency | RecordedFeedLatency | None = None,
+        response_latency: LatencyModel | None = None,
         fees: FeeSchedule | None = None,
     ) -> None:
         if isinstance(book_levels, bool) or not isinstance(book_levels, int) or book_levels < 1:
             raise ValueError(f"SimVenue.book_levels must be an integer >= 1, got {book_levels!r}")
-        validate_tape(tape, where=f"SimVenue tape {tape.source or tape.instrument.coin!r}")
-        funding_rows = tape.kind == EventKind.FUNDING
-        bad_mark = funding_rows & ~(np.isfinite(tape.price) & (tape.price > 0))
-        if bad_mark.any():
-            row = int(np.flatnonzero(bad_mark)[0])
-            raise TapeError(f"SimVenue tape: row {row}: field 'price' must be a positive finite mark on funding rows")
-
+        validate_sim_tape(tape, "SimVenue")
+        models = resolve_venue_models(
+            tape,
+            config,
+            queue_model=queue_model,
+            order_latency=order_latency,
+            feed_latency=feed_latency,
+            response_latency=response_latency,
+            fees=fees,
+        )
         self.instrument: InstrumentSpec = tape.instrument
         self.tape = tape
         self.config = config
         self.book_levels = book_levels
-        if feed_latency is None:
-            feed_latency = ConstantLatency(config.feed_latency_s)
-        if not isinstance(feed_latency, ConstantLatency):
-            # rows are ordered by ts_local; a random feed latency could reorder their exchange times
-            raise ValueError(f"SimVenue.feed_latency must be a ConstantLatency, got {feed_latency!r}")
-        if order_latency is None:
-            if config.order_latency_samples_s:
-                order_latency = EmpiricalLatency(config.order_latency_samples_s, config.latency_seed)
-            else:
-                order_latency = ConstantLatency(config.order_latency_s)
-        self.queue_model: QueueModel = queue_model or queue_model_from_name(config.queue_model)
-        self.order_latency: LatencyModel = order_latency
-        self.feed_latency: ConstantLatency = feed_latency
-        self.fees: FeeSchedule = fees or FeeSchedule(
-            maker_bps=config.maker_fee_bps, taker_bps=config.taker_fee_bps, tier=config.fee_tier
-        )
-        self._feed_latency_ns = s_to_ns(feed_latency.seconds)
-        self._draw_order_latency_ns = order_latency.sampler()
-        # arrival time at the exchange of the last action sent: nothing may overtake it
+        self.queue_model: QueueModel = models.queue_model
+        self.order_latency: LatencyModel = models.order_latency
+        self.feed_latency = models.feed_latency
+        self.response_latency: LatencyModel = models.response_latency
+        self.fees: FeeSchedule = models.fees
+        self._draw_order_latency_ns: Callable[[], int] = models.order_latency.sampler()
+        self._draw_response_latency_ns: Callable[[], int] = models.response_latency.sampler()
+        # arrival at the exchange, and of the answer, of the last action sent: nothing overtakes them
         self._last_arrival_ns = _NEVER_NS
+        self._last_answer_ns = _NEVER_NS
         self._maker_fee_frac = bps_to_frac(self.fees.maker_bps)
         # charged only to orders that take liquidity; every order is post-only today
         self._taker_fee_frac = bps_to_frac(self.fees.taker_bps)
 
         # Python lists: indexing them in the row loop is several times faster than numpy scalars.
+        self._exchange_ns: list[int] = models.exchange_ns.tolist()
         self._ts_exch: list[int] = tape.ts_exch.tolist()
         self._ts_local: list[int] = tape.ts_local.tolist()
         self._kind: list[int] = tape.kind.tolist()
@@ -261,27 +421,35 @@ class SimVenue:
         self._size: list[float] = tape.size.tolist()
         self._rate: list[float] = tape.rate.tolist()
         self._trade_id: list[int] = tape.trade_id.tolist()
-        self._next_row = 0
+        self._buyer, self._seller = trade_addresses(tape)
+        self._open_interest = OpenInterestTape(tape)
+        self._rows = len(tape)
 
-        self.order_book = OrderBook()
-        self._book_row = -1  # last BOOK / BOOK_CLEAR row applied
-        self._snapshot_row = -1  # row the cached snapshot was built after
-        self._snapshot: L2Book | None = None
-        # after a BOOK_CLEAR: the first row past its snapshot, where resting queues are re-clamped
+        # -- the exchange ------------------------------------------------------------------
+        self._exchange_book = OrderBook()
+        self._exchange_row = 0  # next row the exchange processes
+        # after a BOOK_CLEAR: the first row past its snapshot; resting queues move when it is reached
         self._resync_row = -1
         self._sizes_before_clear: dict[int, float] = {}
+        self._resting_by_id: dict[int, _Order] = {}
+        self._resting: dict[int, dict[float, list[_Order]]] = {1: {}, -1: {}}
+        self._exchange_position = 0.0
+        self._in_flight: deque[_Action] = deque()  # not yet at the exchange, in submission order
+        self._answers: deque[tuple[int, int, int]] = deque()  # (D, answer, order id) on their way to us
+        # fills and funding payments on their way to us: (row, Fill or FundingPayment, remaining)
+        self._row_effects: deque[tuple[int, Fill | FundingPayment, float]] = deque()
 
+        # -- what has reached us -----------------------------------------------------------
+        self.order_book = OrderBook()
+        self._next_row = 0  # next row our feed delivers
+        self._book_row = -1  # last BOOK / BOOK_CLEAR row delivered
+        self._snapshot_row = -1  # row the cached snapshot was built after
+        self._snapshot: L2Book | None = None
         self._clock_ns = _NEVER_NS
         self._trade_rows: list[int] = []
         self._fills: list[Fill] = []
-
         self._next_order_id = 1
         self._known: dict[int, _Order] = {}  # the strategy's open orders and pending cancels
-        self._resting_by_id: dict[int, _Order] = {}
-        self._resting: dict[int, dict[float, list[_Order]]] = {1: {}, -1: {}}
-        # (arrival ns at the exchange, PLACE order or CANCEL order id), in submission order
-        self._in_flight: deque[tuple[int, _Order | int]] = deque()
-
         self._position = 0.0
         self._cash_usd = 0.0
         self._fees_usd = 0.0
@@ -315,9 +483,9 @@ class SimVenue:
         if ts < self._clock_ns:
             raise ValueError(f"SimVenue.poll: ts_local {ts} is earlier than the venue clock {self._clock_ns}")
         self._clock_ns = ts
-        self._advance(ts)
-        # actions that reached the exchange after the last row we have seen are answered by now
-        self._arrive_until(ts - self._feed_latency_ns)
+        seen_end = bisect_right(self._ts_local, ts, self._next_row)
+        self._run_exchange(seen_end, ts)
+        self._deliver(seen_end, ts)
 
         if self._book_row != self._snapshot_row:
             self._snapshot = self.order_book.snapshot(
@@ -342,6 +510,7 @@ class SimVenue:
             funding_rate=self._funding_rate,
             mark_price=mark,
             pending_cancels=pending_cancels,
+            open_interest=self._open_interest.before(self._next_row),
         )
 
     def submit(self, actions: Sequence[OrderAction], ts_local: int) -> list[int]:
@@ -361,32 +530,33 @@ class SimVenue:
         if ts < self._clock_ns:
             raise ValueError(f"SimVenue.submit: ts_local {ts} is earlier than the venue clock {self._clock_ns}")
         for index, action in enumerate(actions):
-            self._validate(index, action)
+            validate_action("SimVenue", index, action, self._next_order_id)
         self._clock_ns = ts
         assigned: list[int] = []
         for action in actions:
             # A = max(t + drawn entry latency, A of the previous action): actions reach the
             # exchange in submission order, so a cancel never overtakes its place
-            arrival_ns = ts + self._draw_order_latency_ns()
-            if arrival_ns < self._last_arrival_ns:
-                arrival_ns = self._last_arrival_ns
+            arrival_ns = max(ts + self._draw_order_latency_ns(), self._last_arrival_ns)
             self._last_arrival_ns = arrival_ns
+            # D = max(A + drawn response latency, D of the previous action): answers in order
+            answer_ns = max(arrival_ns + self._draw_response_latency_ns(), self._last_answer_ns)
+            self._last_answer_ns = answer_ns
             if action.kind is ActionKind.PLACE:
                 order = _Order(self._next_order_id, int(action.side), float(action.price), float(action.size), ts)
                 self._next_order_id += 1
                 self._known[order.order_id] = order
-                self._in_flight.append((arrival_ns, order))
+                self._in_flight.append(_Action(arrival_ns, answer_ns, order, 0))
                 self.orders_placed += 1
                 assigned.append(order.order_id)
             else:
                 target = self._known.get(action.order_id)
                 if target is not None:
                     target.cancel_sent = True
-                self._in_flight.append((arrival_ns, int(action.order_id)))
+                self._in_flight.append(_Action(arrival_ns, answer_ns, None, int(action.order_id)))
         return assigned
 
     def account(self) -> AccountState:
-        """Position and cash as the exchange books them (fills and funding processed so far)."""
+        """Position and cash from the fills and funding payments that have reached us."""
         return AccountState(
             position=self._position,
             cash_usd=self._cash_usd,
@@ -413,57 +583,46 @@ class SimVenue:
 
     @property
     def rows_processed(self) -> int:
-        """Number of tape rows processed so far."""
+        """Number of tape rows our feed has delivered so far."""
         return self._next_row
 
-    # -- the replay ------------------------------------------------------------------------
+    # -- the exchange ----------------------------------------------------------------------
 
-    def _validate(self, index: int, action: OrderAction) -> None:
-        where = f"SimVenue.submit: action {index}"
-        if action.kind is ActionKind.PLACE:
-            if action.side not in (1, -1):
-                raise ValueError(f"{where}: side must be +1 or -1, got {action.side!r}")
-            if not (_is_number(action.price) and math.isfinite(action.price) and action.price > 0):
-                raise ValueError(f"{where}: price must be positive and finite, got {action.price!r}")
-            if not (_is_number(action.size) and math.isfinite(action.size) and action.size > 0):
-                raise ValueError(f"{where}: size must be positive and finite, got {action.size!r}")
-        elif action.kind is ActionKind.CANCEL:
-            order_id = action.order_id
-            if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id < self._next_order_id:
-                raise ValueError(f"{where}: order_id {order_id!r} was never assigned by this venue")
-        else:
-            raise ValueError(f"{where}: kind must be an ActionKind, got {action.kind!r}")
+    def _run_exchange(self, seen_end: int, answers_due_ns: int) -> None:
+        """Process the rows before ``seen_end``, then the actions answered by ``answers_due_ns``."""
+        if self._exchange_row < seen_end:
+            self._exchange_rows(seen_end)
+        in_flight = self._in_flight
+        while in_flight and in_flight[0].answer_ns <= answers_due_ns:
+            # the rows that happened before the action arrived come first (E is non-decreasing)
+            before = bisect_left(self._exchange_ns, in_flight[0].arrival_ns, self._exchange_row)
+            if before > self._exchange_row:
+                self._exchange_rows(before)
+            self._arrive(in_flight.popleft())
 
-    def _advance(self, ts_local: int) -> None:
-        """Process every row with ``ts_local`` at or before the given local time."""
-        ts_locals = self._ts_local
-        first = self._next_row
-        end = bisect_right(ts_locals, ts_local, first)
-        if end == first:
-            return
+    def _exchange_rows(self, end: int) -> None:
+        """Process rows up to ``end`` at the exchange, each after the actions with ``A ≤ E_r``."""
+        exchange_ns = self._exchange_ns
         kinds, sides, prices, sizes = self._kind, self._side, self._price, self._size
-        feed_ns = self._feed_latency_ns
-        apply_level = self.order_book.apply
-        size_at = self.order_book.size_at
+        book = self._exchange_book
+        apply_level = book.apply
+        size_at = book.size_at
         on_depth = self.queue_model.on_depth
         resting = self._resting
         resting_by_id = self._resting_by_id
         in_flight = self._in_flight
-        trade_rows = self._trade_rows
-        # local time of the first row whose exchange time reaches the next in-flight action
-        next_due_local = in_flight[0][0] + feed_ns if in_flight else math.inf
+        next_arrival_ns = in_flight[0].arrival_ns if in_flight else math.inf
         resync_row = self._resync_row
-        book_row = self._book_row
 
-        for row in range(first, end):
-            local = ts_locals[row]
+        for row in range(self._exchange_row, end):
             if row == resync_row:
-                self._clamp_queues_to_book()
+                self._move_queues_after_snapshot()
                 resync_row = -1
-            if local >= next_due_local:
-                # E_r = L_r − f; the actions with A ≤ E_r reached the exchange before this row
-                self._arrive_until(local - feed_ns)
-                next_due_local = in_flight[0][0] + feed_ns if in_flight else math.inf
+            if exchange_ns[row] >= next_arrival_ns:
+                # A ≤ E_r: these actions reached the exchange before this row happened
+                while in_flight and in_flight[0].arrival_ns <= exchange_ns[row]:
+                    self._arrive(in_flight.popleft())
+                next_arrival_ns = in_flight[0].arrival_ns if in_flight else math.inf
             kind = kinds[row]
             if kind == _BOOK:
                 side = sides[row]
@@ -479,9 +638,7 @@ class SimVenue:
                         order.traded = 0.0
                 else:
                     apply_level(side, price, size)
-                book_row = row
             elif kind == _TRADE:
-                trade_rows.append(row)
                 if resting_by_id and resting[-sides[row]]:
                     self._match_trade(row)
             elif kind == _BOOK_CLEAR:
@@ -490,77 +647,65 @@ class SimVenue:
                     self._sizes_before_clear = {
                         order_id: size_at(order.side, order.price) for order_id, order in resting_by_id.items()
                     }
-                self.order_book.clear()
-                book_row = row
+                book.clear()
                 if resting_by_id:
-                    resync_row = bisect_right(ts_locals, local, row)
+                    resync_row = bisect_right(self._ts_local, self._ts_local[row], row)
             elif kind == _FUNDING:
                 self._pay_funding(row)
-            elif kind == _ASSET_CTX:
-                rate = self._rate[row]
-                if rate == rate:  # NaN when the context carried no prediction
-                    self._funding_rate = rate
-                mark = prices[row]
-                if mark > 0.0:  # False for NaN too
-                    self._mark_price = mark
+        self._exchange_row = end
         if resync_row == end:
-            # the snapshot after the clear ended with the rows we were asked to process
-            self._clamp_queues_to_book()
+            # the snapshot after the clear is complete
+            self._move_queues_after_snapshot()
             resync_row = -1
-        self._next_row = end
-        self._book_row = book_row
         self._resync_row = resync_row
 
-    def _arrive_until(self, exchange_ns: int) -> None:
-        """Apply, in submission order, every in-flight action with arrival time ≤ ``exchange_ns``."""
-        in_flight = self._in_flight
-        while in_flight and in_flight[0][0] <= exchange_ns:
-            _, payload = in_flight.popleft()
-            if isinstance(payload, _Order):
-                self._arrive_place(payload)
-            else:
-                self._arrive_cancel(payload)
+    def _arrive(self, action: _Action) -> None:
+        """Process one action at the exchange; its answer starts its way back to us."""
+        if action.order is not None:
+            answer = self._arrive_place(action.order)
+            order_id = action.order.order_id
+        else:
+            answer = self._arrive_cancel(action.cancel_id)
+            order_id = action.cancel_id
+        self._answers.append((action.answer_ns, answer, order_id))
 
-    def _arrive_place(self, order: _Order) -> None:
-        book = self.order_book
+    def _arrive_place(self, order: _Order) -> int:
+        book = self._exchange_book
         side, price = order.side, order.price
         # post-only: a bid at or above the best ask (ask at or below the best bid) would take;
         # comparisons with NaN (empty opposite side) are False, so the order rests
         crosses = price >= book.best_ask() if side == 1 else price <= book.best_bid()
         if crosses:
-            self.rejections += 1
-            del self._known[order.order_id]
-            return
+            return _REJECTED
         order.queue_ahead = book.size_at(side, price)
         self._resting[side].setdefault(price, []).append(order)
         self._resting_by_id[order.order_id] = order
+        return _RESTED
 
-    def _arrive_cancel(self, order_id: int) -> None:
+    def _arrive_cancel(self, order_id: int) -> int:
         order = self._resting_by_id.get(order_id)
         if order is None:
             # filled (or rejected) before the cancel arrived: the fill stands
-            self.failed_cancels += 1
-            self._known.pop(order_id, None)
-            return
+            return _CANCEL_FAILED
         self._remove_resting(order)
+        return _CANCELLED
 
     def _remove_resting(self, order: _Order) -> None:
         del self._resting_by_id[order.order_id]
-        self._known.pop(order.order_id, None)
         level = self._resting[order.side]
         queue = level[order.price]
         queue.remove(order)
         if not queue:
             del level[order.price]
 
-    def _clamp_queues_to_book(self) -> None:
+    def _move_queues_after_snapshot(self) -> None:
         """After a snapshot, move each queue as if its level changed by a diff.
 
         A snapshot that shows our level smaller than before is the same evidence as a diff that
         does, so the queue model sees (size before the clear, size now); the risk-averse model
         then just clamps to the level. Orders that arrived during the snapshot saw no change.
         """
-        book = self.order_book
+        book = self._exchange_book
         before = self._sizes_before_clear
         on_depth = self.queue_model.on_depth
         for order_id, order in self._resting_by_id.items():
@@ -608,54 +753,113 @@ class SimVenue:
 
     def _fill(self, order: _Order, fill_size: float, row: int) -> None:
         side, price = order.side, order.price
-        notional_usd = price * fill_size
         # maker fee: maker_fee_bps · 1e-4 · notional, negative for a rebate
-        fee_usd = notional_usd * self._maker_fee_frac
-        self._position += side * fill_size
-        # cash: −side · price · size − fee
-        self._cash_usd -= side * notional_usd + fee_usd
-        self._fees_usd += fee_usd
-        self._volume_usd += notional_usd
-        self._fill_count += 1
-        self._fills.append(
-            Fill(
-                ts_exch=self._ts_exch[row],
-                ts_local=self._ts_local[row],
-                order_id=order.order_id,
-                side=_SIDES[side],
-                price=price,
-                size=fill_size,
-                fee_usd=fee_usd,
-                is_maker=True,
-            )
+        fee_usd = price * fill_size * self._maker_fee_frac
+        self._exchange_position += side * fill_size
+        fill = Fill(
+            ts_exch=self._ts_exch[row],
+            ts_local=self._ts_local[row],
+            order_id=order.order_id,
+            side=_SIDES[side],
+            price=price,
+            size=fill_size,
+            fee_usd=fee_usd,
+            is_maker=True,
         )
         if fill_size >= order.remaining:
             order.remaining = 0.0
             self._remove_resting(order)
         else:
             order.remaining -= fill_size
-            order.view = OpenOrder(
-                order_id=order.order_id,
-                side=_SIDES[side],
-                price=price,
-                size=order.remaining,
-                ts_local_sent=order.ts_local_sent,
-            )
+        # reaches us with the row that caused it
+        self._row_effects.append((row, fill, order.remaining))
 
     def _pay_funding(self, row: int) -> None:
         mark = self._price[row]
         rate = self._rate[row]
+        position = self._exchange_position
         # a long pays a positive rate: payment = −position · mark · rate
-        payment_usd = -self._position * mark * rate
-        self._cash_usd += payment_usd
-        self._funding_usd += payment_usd
-        self.funding_events.append(
-            FundingPayment(
-                ts_local=self._ts_local[row], position=self._position, mark_price=mark, rate=rate, payment_usd=payment_usd
-            )
+        payment_usd = -position * mark * rate
+        payment = FundingPayment(
+            ts_local=self._ts_local[row], position=position, mark_price=mark, rate=rate, payment_usd=payment_usd
         )
-        self._funding_rate = rate
-        self._mark_price = mark
+        self._row_effects.append((row, payment, 0.0))
+
+    # -- what reaches us -------------------------------------------------------------------
+
+    def _deliver(self, seen_end: int, ts: int) -> None:
+        """Our feed's rows before ``seen_end``, their fills and funding, and the answers due by ``ts``."""
+        kinds, sides, prices, sizes = self._kind, self._side, self._price, self._size
+        apply_level = self.order_book.apply
+        book_row = self._book_row
+        trade_rows = self._trade_rows
+        for row in range(self._next_row, seen_end):
+            kind = kinds[row]
+            if kind == _BOOK:
+                apply_level(sides[row], prices[row], sizes[row])
+                book_row = row
+            elif kind == _TRADE:
+                trade_rows.append(row)
+            elif kind == _BOOK_CLEAR:
+                self.order_book.clear()
+                book_row = row
+            elif kind == _ASSET_CTX:
+                rate = self._rate[row]
+                if rate == rate:  # NaN when the context carried no prediction
+                    self._funding_rate = rate
+                mark = prices[row]
+                if mark > 0.0:  # False for NaN too
+                    self._mark_price = mark
+            elif kind == _FUNDING:
+                self._funding_rate = self._rate[row]
+                self._mark_price = prices[row]
+        self._next_row = seen_end
+        self._book_row = book_row
+
+        effects = self._row_effects
+        while effects and effects[0][0] < seen_end:
+            _, effect, remaining = effects.popleft()
+            if isinstance(effect, Fill):
+                self._deliver_fill(effect, remaining)
+            else:
+                # cash: + payment
+                self._cash_usd += effect.payment_usd
+                self._funding_usd += effect.payment_usd
+                self.funding_events.append(effect)
+
+        answers = self._answers
+        while answers and answers[0][0] <= ts:
+            _, answer, order_id = answers.popleft()
+            if answer == _REJECTED:
+                self.rejections += 1
+            elif answer == _CANCEL_FAILED:
+                self.failed_cancels += 1
+            if answer != _RESTED:
+                self._known.pop(order_id, None)
+
+    def _deliver_fill(self, fill: Fill, remaining: float) -> None:
+        side = int(fill.side)
+        notional_usd = fill.price * fill.size
+        self._position += side * fill.size
+        # cash: −side · price · size − fee
+        self._cash_usd -= side * notional_usd + fill.fee_usd
+        self._fees_usd += fill.fee_usd
+        self._volume_usd += notional_usd
+        self._fill_count += 1
+        self._fills.append(fill)
+        order = self._known.get(fill.order_id)
+        if order is None:
+            return  # its cancel's answer came first
+        if remaining == 0.0:
+            del self._known[fill.order_id]
+        else:
+            order.view = OpenOrder(
+                order_id=order.order_id,
+                side=_SIDES[order.side],
+                price=order.price,
+                size=remaining,
+                ts_local_sent=order.ts_local_sent,
+            )
 
     def _trade(self, row: int) -> Trade:
         return Trade(
@@ -665,25 +869,46 @@ class SimVenue:
             size=self._size[row],
             aggressor=_SIDES[self._side[row]],
             trade_id=self._trade_id[row],
+            buyer=self._buyer[row] if self._buyer is not None else None,
+            seller=self._seller[row] if self._seller is not None else None,
         )
 
 
+def make_sim_venue(tape: Tape, config: SimConfig | None = None, **models: object):
+    """The simulated venue ``config.engine`` names: compiled (default) or the Python reference.
+
+    ``models`` are :class:`SimVenue`'s keyword arguments (``book_levels``, ``queue_model``, ...).
+    """
+    config = config or SimConfig()
+    if config.engine == "compiled":
+        from mmlab.sim.engine import FastSimVenue
+
+        return FastSimVenue(tape, config, **models)
+    return SimVenue(tape, config, **models)
+
+
 class SimVenueBuilder:
-    """Assemble a :class:`SimVenue` from swappable models, as hftbacktest's asset builder does.
+    """Assemble a simulated venue from swappable models, as hftbacktest's asset builder does.
 
     ``SimVenue.builder(tape).queue(ProbabilisticQueue.power(2)).order_latency(EmpiricalLatency(...))
-    .feed_latency(ConstantLatency(0.05)).fees(maker_bps=0.8, taker_bps=3.5).book_levels(20).build()``
+    .feed_latency(RecordedFeedLatency(base_s=0.05)).response_latency(ConstantLatency(0.02))
+    .fees(maker_bps=0.8, taker_bps=3.5).book_levels(20).build()``
 
-    Anything not set comes from the :class:`~mmlab.config.SimConfig` the builder started from.
+    Anything not set comes from the :class:`~mmlab.config.SimConfig` the builder started from,
+    including the engine (``config.engine``, or :meth:`engine`): :meth:`build` returns a
+    :class:`mmlab.sim.engine.FastSimVenue` for ``"compiled"`` and a :class:`SimVenue` for
+    ``"reference"``, with the same interface and results.
     """
 
     def __init__(self, tape: Tape, config: SimConfig) -> None:
         self._tape = tape
         self._config = config
+        self._engine = config.engine
         self._book_levels = 20
         self._queue_model: QueueModel | None = None
         self._order_latency: LatencyModel | None = None
-        self._feed_latency: ConstantLatency | None = None
+        self._feed_latency: ConstantLatency | RecordedFeedLatency | None = None
+        self._response_latency: LatencyModel | None = None
         self._fees: FeeSchedule | None = None
 
     def queue(self, model: QueueModel) -> SimVenueBuilder:
@@ -696,9 +921,14 @@ class SimVenueBuilder:
         self._order_latency = model
         return self
 
-    def feed_latency(self, model: ConstantLatency) -> SimVenueBuilder:
-        """Feed latency, exchange → us (also carries the exchange's answers)."""
+    def feed_latency(self, model: ConstantLatency | RecordedFeedLatency) -> SimVenueBuilder:
+        """Feed latency, exchange → us: constant, or recorded row by row (:class:`RecordedFeedLatency`)."""
         self._feed_latency = model
+        return self
+
+    def response_latency(self, model: LatencyModel) -> SimVenueBuilder:
+        """Latency of the exchange's answers (acks, rejections, cancel results), exchange → us."""
+        self._response_latency = model
         return self
 
     def fees(self, *, maker_bps: float, taker_bps: float) -> SimVenueBuilder:
@@ -719,13 +949,22 @@ class SimVenueBuilder:
         self._book_levels = levels
         return self
 
-    def build(self) -> SimVenue:
-        return SimVenue(
+    def engine(self, name: str) -> SimVenueBuilder:
+        """``"compiled"`` (:class:`mmlab.sim.engine.FastSimVenue`) or ``"reference"`` (:class:`SimVenue`)."""
+        if name not in ("compiled", "reference"):
+            raise ValueError(f"SimVenueBuilder.engine must be 'compiled' or 'reference', got {name!r}")
+        self._engine = name
+        return self
+
+    def build(self):
+        """The venue, as :class:`mmlab.sim.engine.FastSimVenue` or :class:`SimVenue` (see :meth:`engine`)."""
+        return make_sim_venue(
             self._tape,
-            self._config,
+            self._config.replace(engine=self._engine),
             book_levels=self._book_levels,
             queue_model=self._queue_model,
             order_latency=self._order_latency,
             feed_latency=self._feed_latency,
+            response_latency=self._response_latency,
             fees=self._fees,
         )

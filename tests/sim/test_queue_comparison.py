@@ -2,22 +2,16 @@
 
 The risk-averse model only lets trades advance our queue position; the probabilistic ones also
 credit part of every cancellation ahead of us. With the same quotes, the risk-averse model must
-never fill more than any probabilistic one.
+never fill more than any probabilistic one. The tapes come from ``tests/sim/conftest.py``.
 """
 
 import pytest
 
 from mmlab.config import SimConfig
-from mmlab.data.importers import import_file
 from mmlab.sim.backtest import run_backtest
 from mmlab.sim.baselines import FixedSpreadQuoter
 
 PROBABILISTIC = ("power:2", "power:3", "log")
-
-
-@pytest.fixture(scope="module")
-def hyperliquid_btc(shared_data):
-    return import_file(shared_data / "hyperliquid-ws-collector-csv" / "HL_data", "hyperliquid-collector-csv", coin="BTC").tape
 
 
 def _fills_by_model(tape, half_spread_bps, size, q_max):
@@ -43,11 +37,10 @@ def test_risk_averse_never_fills_more_than_probabilistic_on_hyperliquid_btc(hype
     assert any(fills[m][0] > risk_averse_count for m in PROBABILISTIC), fills
 
 
-def test_risk_averse_never_fills_more_than_probabilistic_on_binance_btcusdt(shared_data):
+def test_risk_averse_never_fills_more_than_probabilistic_on_binance_btcusdt(binance_btcusdt):
     # depth diffs carry every cancellation; quotes 0.001 bps from the mid round onto the touch
     # of Binance's 0.1 USDT grid (the importer reads the tick from the prices)
-    path = shared_data / "binance-futures-hftbacktest" / "usdm" / "btcusdt_20240808.gz"
-    tape = import_file(path, "binance-ws").tape
+    tape = binance_btcusdt
     assert tape.instrument.price_tick == pytest.approx(0.1)
     fills = _fills_by_model(tape, half_spread_bps=0.001, size=0.002, q_max=10.0)
     risk_averse_count, risk_averse_volume = fills["risk_averse"]

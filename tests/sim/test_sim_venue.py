@@ -1,6 +1,7 @@
 """SimVenue: queue position, latency, post-only rejection, cancels, fees, funding and accounting.
 
-Every test replays a small hand-made tape whose right answer can be stated. Unless a test says
+Every test replays a small hand-made tape whose right answer can be stated, on both engines (the
+reference SimVenue and the compiled FastSimVenue). Unless a test says
 otherwise the feed latency is 10 ms and the order latency 20 ms, so an action submitted at local
 time t reaches the exchange at t + 20 ms and a tape row seen at local time L happened at the
 exchange at L − 10 ms. The opening book is
@@ -17,7 +18,7 @@ import pytest
 
 from mmlab.config import SimConfig
 from mmlab.data.tape import EventKind, Tape
-from mmlab.sim import SimVenue
+from mmlab.sim import make_sim_venue
 from mmlab.testing import make_tape as shared_make_tape
 from mmlab.types import ActionKind, OrderAction, Side
 
@@ -68,8 +69,18 @@ def make_tape(rows: list[tuple]) -> Tape:
     return shared_make_tape(rows, exchange_clock_offset_ns=EXCHANGE_CLOCK_OFFSET_NS)
 
 
-def make_venue(rows: list[tuple], config: SimConfig = CONFIG, **kwargs) -> SimVenue:
-    return SimVenue(make_tape(rows), config, **kwargs)
+_ENGINE = {"name": "reference"}
+
+
+@pytest.fixture(autouse=True, params=["reference", "compiled"])
+def engine(request) -> str:
+    """Every test runs on both engines."""
+    _ENGINE["name"] = request.param
+    return request.param
+
+
+def make_venue(rows: list[tuple], config: SimConfig = CONFIG, **kwargs):
+    return make_sim_venue(make_tape(rows), config.replace(engine=_ENGINE["name"]), **kwargs)
 
 
 def place(side: Side, price: float, size: float) -> OrderAction:
