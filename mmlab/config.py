@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
+
 from mmlab import units
 
 __all__ = [
@@ -113,6 +115,10 @@ class ConfigBase:
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             hint = hints[name]
+            if isinstance(hint, types.UnionType) and value is not None:
+                # ``SomeConfig | None``: a nested config that may be absent
+                nested = [arg for arg in hint.__args__ if isinstance(arg, type) and issubclass(arg, ConfigBase)]
+                hint = nested[0] if nested else hint
             if isinstance(hint, type) and issubclass(hint, ConfigBase):
                 value = hint.from_dict(value, where=f"{where}.{name}" if where else name)
             elif isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple:
@@ -181,47 +187,133 @@ class InstrumentSpec(ConfigBase):
         return units.is_valid_price(price, self.sz_decimals)
 
 
-@dataclass(**CONFIG)
-class SensorConfig(ConfigBase):
-    """Feature settings. Horizons in seconds; imbalance and flow map to drift observations."""
+#: the name of the mid layer, always first in a sensor calibration
+MID_LAYER = "mid"
 
-    flow_half_life_s: float = 5.0
-    vol_window_returns: int = 10
-    vol_floor_bps_per_sqrt_s: float = 0.05
-    imbalance_drift_per_s: float = 2e-5
-    imbalance_drift_noise_per_s: float = 4e-5
-    flow_drift_per_s: float = 2e-5
-    flow_drift_noise_per_s: float = 4e-5
+
+@dataclass(**CONFIG)
+class SensorCalibration(ConfigBase):
+    """Fitted fair-value layers: ``z_j = ln mid + coef_j · f_j`` with error covariance ``noise_cov``.
+
+    ``names[0]`` is the mid (coefficient 0). ``noise_cov`` is Σ in (ln USD)²; its diagonal holds each
+    layer's own noise variance. ``sigma_per_sqrt_s`` and ``mid_noise_var`` come from the mid's
+    variance signature; ``fair_value_horizon_s`` is H. The data span is kept for provenance.
+    """
+
+    names: tuple[str, ...] = (MID_LAYER,)
+    coefs: tuple[float, ...] = (0.0,)
+    noise_cov: tuple[tuple[float, ...], ...] = ((1e-8,),)
+    fair_value_horizon_s: float = 3.0
+    sigma_per_sqrt_s: float = 1e-4
+    mid_noise_var: float = 1e-10
+    samples: int = 0
+    fitted_from_ns: int = 0
+    fitted_to_ns: int = 0
 
     def __post_init__(self) -> None:
-        check_field("SensorConfig", "flow_half_life_s", self.flow_half_life_s, gt=0.0)
+        owner = "SensorCalibration"
+        k = len(self.names)
+        if k < 1 or self.names[0] != MID_LAYER:
+            raise ConfigError(f"{owner}.names must start with {MID_LAYER!r}, got {self.names!r}")
+        if len(self.coefs) != k:
+            raise ConfigError(f"{owner}.coefs must have one value per name ({k}), got {len(self.coefs)}")
+        if len(self.noise_cov) != k or any(len(row) != k for row in self.noise_cov):
+            raise ConfigError(f"{owner}.noise_cov must be {k}x{k}")
+        cov = np.array(self.noise_cov, dtype=np.float64)
+        if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-9, atol=0.0):
+            raise ConfigError(f"{owner}.noise_cov must be finite and symmetric")
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ConfigError(f"{owner}.noise_cov must be positive definite") from None
+        for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var"):
+            check_field(owner, name, getattr(self, name), gt=0.0)
+        for index, coef in enumerate(self.coefs):
+            if not math.isfinite(coef):
+                raise ConfigError(f"{owner}.coefs[{index}] ({self.names[index]}) must be finite, got {coef!r}")
+
+    @property
+    def noise_std_bps(self) -> dict[str, float]:
+        """Each layer's own noise standard deviation, bps."""
+        return {name: 1e4 * math.sqrt(self.noise_cov[i][i]) for i, name in enumerate(self.names)}
+
+    def summary(self) -> str:
+        lines = [
+            f"Sensor calibration: {self.samples:,} samples, fair-value horizon {self.fair_value_horizon_s:g} s",
+            f"  sigma {1e4 * self.sigma_per_sqrt_s:.3f} bps/sqrt(s), mid noise {1e4 * math.sqrt(self.mid_noise_var):.4f} bps",
+            f"  {'layer':<24}{'coef':>14}{'noise std (bps)':>18}",
+        ]
+        for i, name in enumerate(self.names):
+            lines.append(f"  {name:<24}{self.coefs[i]:>14.4e}{1e4 * math.sqrt(self.noise_cov[i][i]):>18.4f}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + self.summary() + "</pre>"
+
+
+@dataclass(**CONFIG)
+class SensorConfig(ConfigBase):
+    """Feature settings. Fair-value layers are fitted from data (``calibration``, made by
+    :func:`mmlab.sensor.calibration.fit_sensor`; None before a fit);
+    realized volatility uses windows of ``vol_window_returns`` returns, floored at
+    ``vol_floor_bps_per_sqrt_s`` so that a window of unchanged mids never gives ln 0.
+    """
+
+    vol_window_returns: int = 10
+    vol_floor_bps_per_sqrt_s: float = 0.05
+    calibration: SensorCalibration | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration is not None and not isinstance(self.calibration, SensorCalibration):
+            raise ConfigError(f"SensorConfig.calibration must be a SensorCalibration or None, got {self.calibration!r}")
         if not isinstance(self.vol_window_returns, int) or self.vol_window_returns < 2:
             raise ConfigError(f"SensorConfig.vol_window_returns must be an integer >= 2, got {self.vol_window_returns!r}")
         check_field("SensorConfig", "vol_floor_bps_per_sqrt_s", self.vol_floor_bps_per_sqrt_s, gt=0.0)
-        check_field("SensorConfig", "imbalance_drift_per_s", self.imbalance_drift_per_s)
-        check_field("SensorConfig", "imbalance_drift_noise_per_s", self.imbalance_drift_noise_per_s, gt=0.0)
-        check_field("SensorConfig", "flow_drift_per_s", self.flow_drift_per_s)
-        check_field("SensorConfig", "flow_drift_noise_per_s", self.flow_drift_noise_per_s, gt=0.0)
 
 
 @dataclass(**CONFIG)
 class FilterConfig(ConfigBase):
-    """Priors and process model of the UKF over x = [ln V, μ, ln σ].
+    """Priors and process model of the IMM filter: three UKFs over x = [ln V, μ, ln σ].
 
-    μ follows an Ornstein–Uhlenbeck process with mean 0, reversion time ``drift_reversion_s``
-    and stationary standard deviation ``drift_std_per_s``; ln σ reverts to
-    ln(``vol_prior_bps_per_sqrt_s`` · 1e-4) over ``log_vol_reversion_s`` with stationary standard
-    deviation ``log_vol_std``. ``informed_fraction_prior`` is π, the probability that a taker who
-    fills us knew V was beyond our price, until the evaluator estimates it.
+    In regime r (order QUIET, TRENDING, CRISIS) μ follows an Ornstein–Uhlenbeck process with
+    mean 0, reversion time ``drift_reversion_s`` (s) and stationary standard deviation
+    ``drift_std_per_s · regime_drift_std_multiplier[r]`` (1/s); ln σ (σ in 1/√s) reverts to
+    ln(``vol_prior_bps_per_sqrt_s · regime_vol_multiplier[r]`` · 1e-4) over
+    ``log_vol_reversion_s`` (s) with stationary standard deviation ``log_vol_std``. The reversion
+    of ln σ is short so that each regime's filter keeps its own vol level against the IMM's
+    mixing; ``vol_prior_bps_per_sqrt_s`` is the quiet level, calibrated per coin, and the
+    multipliers carry over between coins.
+
+    The regime is a Markov chain in continuous time: it stays in r for
+    ``regime_mean_duration_s[r]`` seconds on average, then jumps to j with probability
+    ``regime_transition[r][j]`` (zero diagonal, rows sum to 1). The defaults are those of the
+    synthetic market (:mod:`mmlab.data.synth`): vols 1.0 / 1.5 / 4.0 bps/√s, a trend drift of
+    0.3 bps/s, durations 600 / 180 / 60 s.
+
+    ``informed_fraction_prior`` is π₀, the prior probability that a taker who fills us knew V was
+    beyond our price; the filter estimates π from our fills, each judged
+    ``informed_fraction_horizon_s`` seconds after it, with the prior worth
+    ``informed_fraction_prior_fills`` fills. The evaluator's estimate, when it sends one,
+    overrides.
     """
 
     drift_reversion_s: float = 60.0
     drift_std_per_s: float = 2e-5
     vol_prior_bps_per_sqrt_s: float = 1.0
-    log_vol_reversion_s: float = 300.0
+    log_vol_reversion_s: float = 3.0
     log_vol_std: float = 0.5
     initial_fair_value_std_bps: float = 10.0
     informed_fraction_prior: float = 0.1
+    informed_fraction_prior_fills: float = 20.0
+    informed_fraction_horizon_s: float = 10.0
+    regime_vol_multiplier: tuple[float, float, float] = (1.0, 1.5, 4.0)
+    regime_drift_std_multiplier: tuple[float, float, float] = (0.1, 1.5, 0.25)
+    regime_mean_duration_s: tuple[float, float, float] = (600.0, 180.0, 60.0)
+    regime_transition: tuple[tuple[float, float, float], ...] = (
+        (0.0, 0.7, 0.3),
+        (0.8, 0.0, 0.2),
+        (0.6, 0.4, 0.0),
+    )
 
     def __post_init__(self) -> None:
         check_field("FilterConfig", "drift_reversion_s", self.drift_reversion_s, gt=0.0)

@@ -59,3 +59,22 @@ def test_corrupt_file_names_the_line(tmp_path):
     path.write_text('{\n  "config": {\n    "governor": {,}\n')
     with pytest.raises(ConfigError, match=r"params\.json: line 3"):
         load_config(path)
+
+
+def test_a_fitted_sensor_calibration_round_trips_through_the_parameters_file(tmp_path):
+    from mmlab.config import SensorCalibration, SensorConfig
+
+    calibration = SensorCalibration(
+        names=("mid", "bim_l1"), coefs=(0.0, 5.5e-5), noise_cov=((4e-10, 1e-10), (1e-10, 3e-10)), samples=1234
+    )
+    config = StrategyConfig(sensor=SensorConfig(calibration=calibration))
+    path = save_config(config, tmp_path / "params.json")
+    loaded = load_config(path)
+    assert loaded == config and loaded.hash_id == config.hash_id
+    assert loaded.sensor.calibration.noise_cov[0][1] == 1e-10
+    # a broken covariance in the file is named with its path in the config
+    data = json.loads(path.read_text())
+    data["config"]["sensor"]["calibration"]["noise_cov"] = [[1.0, 2.0], [2.0, 1.0]]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="sensor.calibration.*positive definite"):
+        load_config(path)

@@ -79,7 +79,7 @@ class MicrostructureSensor:
     config : SensorConfig, optional
         Feature settings.
     calibration : SensorCalibration, optional
-        Fitted layers; without it only the mid and the L1 micro-price are observed, with the
+        Fitted layers (default ``config.calibration``); without any only the mid and the L1 micro-price are observed, with the
         spread-derived variances of the module docstring.
     features : sequence of Feature, optional
         Online features, at least those named by ``calibration.names[1:]`` (others are not run);
@@ -93,6 +93,7 @@ class MicrostructureSensor:
         features: Sequence[Feature] | None = None,
     ) -> None:
         self.config = config or SensorConfig()
+        calibration = calibration if calibration is not None else self.config.calibration
         self.calibration = calibration
         if features is None:
             names = calibration.names[1:] if calibration is not None else ()

@@ -49,7 +49,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from mmlab.config import CONFIG, ConfigBase, ConfigError, SimConfig, check_field
+from mmlab.config import MID_LAYER as MID
+from mmlab.config import SensorCalibration, SimConfig, check_field
 from mmlab.data.tape import Tape
 from mmlab.types import VenueUpdate
 from mmlab.units import NS_PER_S, s_to_ns
@@ -62,11 +63,10 @@ __all__ = [
     "fit_sensor",
     "decorrelate",
     "solve_lower",
+    "replay_updates",
     "MID",
 ]
 
-#: the name of the mid layer, always first in a calibration
-MID = "mid"
 
 
 class Feature(Protocol):
@@ -135,7 +135,7 @@ def feature_frame(
     if len(set(names)) != len(names) or MID in names:
         raise ValueError(f"feature_frame: feature names must be unique and not {MID!r}, got {names}")
     if updates is None:
-        updates = _replay(tape, interval_s)
+        updates = replay_updates(tape, interval_s)
     ts, log_mid, values = [], [], [[] for _ in feats]
     for update in updates:
         for feature in feats:
@@ -158,7 +158,8 @@ def feature_frame(
     )
 
 
-def _replay(tape: Tape, interval_s: float) -> Iterable[VenueUpdate]:
+def replay_updates(tape: Tape, interval_s: float) -> Iterable[VenueUpdate]:
+    """The venue updates a strategy polling every ``interval_s`` would see, without trading."""
     from mmlab.sim.venue import SimVenue
 
     venue = SimVenue(tape, SimConfig(feed_latency_s=0.0, order_latency_s=0.0))
@@ -167,66 +168,6 @@ def _replay(tape: Tape, interval_s: float) -> Iterable[VenueUpdate]:
     end = int(tape.ts_local[-1])
     for ts in range(start, end + 1, step_ns):
         yield venue.poll(ts)
-
-
-@dataclass(**CONFIG)
-class SensorCalibration(ConfigBase):
-    """Fitted fair-value layers: ``z_j = ln mid + coef_j · f_j`` with error covariance ``noise_cov``.
-
-    ``names[0]`` is the mid (coefficient 0). ``noise_cov`` is Σ in (ln USD)²; its diagonal holds each
-    layer's own noise variance. ``sigma_per_sqrt_s`` and ``mid_noise_var`` come from the mid's
-    variance signature; ``fair_value_horizon_s`` is H. The data span is kept for provenance.
-    """
-
-    names: tuple[str, ...] = (MID,)
-    coefs: tuple[float, ...] = (0.0,)
-    noise_cov: tuple[tuple[float, ...], ...] = ((1e-8,),)
-    fair_value_horizon_s: float = 3.0
-    sigma_per_sqrt_s: float = 1e-4
-    mid_noise_var: float = 1e-10
-    samples: int = 0
-    fitted_from_ns: int = 0
-    fitted_to_ns: int = 0
-
-    def __post_init__(self) -> None:
-        owner = "SensorCalibration"
-        k = len(self.names)
-        if k < 1 or self.names[0] != MID:
-            raise ConfigError(f"{owner}.names must start with {MID!r}, got {self.names!r}")
-        if len(self.coefs) != k:
-            raise ConfigError(f"{owner}.coefs must have one value per name ({k}), got {len(self.coefs)}")
-        if len(self.noise_cov) != k or any(len(row) != k for row in self.noise_cov):
-            raise ConfigError(f"{owner}.noise_cov must be {k}x{k}")
-        cov = np.array(self.noise_cov, dtype=np.float64)
-        if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-9, atol=0.0):
-            raise ConfigError(f"{owner}.noise_cov must be finite and symmetric")
-        try:
-            np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError:
-            raise ConfigError(f"{owner}.noise_cov must be positive definite") from None
-        for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var"):
-            check_field(owner, name, getattr(self, name), gt=0.0)
-        for index, coef in enumerate(self.coefs):
-            if not math.isfinite(coef):
-                raise ConfigError(f"{owner}.coefs[{index}] ({self.names[index]}) must be finite, got {coef!r}")
-
-    @property
-    def noise_std_bps(self) -> dict[str, float]:
-        """Each layer's own noise standard deviation, bps."""
-        return {name: 1e4 * math.sqrt(self.noise_cov[i][i]) for i, name in enumerate(self.names)}
-
-    def summary(self) -> str:
-        lines = [
-            f"Sensor calibration: {self.samples:,} samples, fair-value horizon {self.fair_value_horizon_s:g} s",
-            f"  sigma {1e4 * self.sigma_per_sqrt_s:.3f} bps/sqrt(s), mid noise {1e4 * math.sqrt(self.mid_noise_var):.4f} bps",
-            f"  {'layer':<24}{'coef':>14}{'noise std (bps)':>18}",
-        ]
-        for i, name in enumerate(self.names):
-            lines.append(f"  {name:<24}{self.coefs[i]:>14.4e}{1e4 * math.sqrt(self.noise_cov[i][i]):>18.4f}")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + self.summary() + "</pre>"
 
 
 def fit_sensor(

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 from mmlab.config import SensorConfig
 from mmlab.types import L2Book
 
-__all__ = ["FEATURES", "make_features", "usable_touch"]
+__all__ = ["FEATURES", "DEFAULT_FEATURES", "make_features", "usable_touch"]
 
 
 def usable_touch(book: L2Book | None) -> tuple[float, float, float, float] | None:
@@ -29,6 +29,10 @@ def usable_touch(book: L2Book | None) -> tuple[float, float, float, float] | Non
 
 #: feature name -> factory(config); the sensor builds a calibration's layers from here
 FEATURES: dict[str, Callable[[SensorConfig], object]] = {}
+
+
+#: the features :func:`mmlab.calibrate.belief.calibrate_sensor` fits when not told otherwise
+DEFAULT_FEATURES: tuple[str, ...] = ()
 
 
 def make_features(names: Sequence[str], config: SensorConfig) -> list:
