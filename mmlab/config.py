@@ -281,7 +281,8 @@ class FilterConfig(ConfigBase):
     ln(``vol_prior_bps_per_sqrt_s · regime_vol_multiplier[r]`` · 1e-4) over
     ``log_vol_reversion_s`` (s) with stationary standard deviation ``log_vol_std``. The reversion
     of ln σ is short so that each regime's filter keeps its own vol level against the IMM's
-    mixing; ``vol_prior_bps_per_sqrt_s`` is the quiet level, calibrated per coin, and the
+    mixing, and its spread small: the regimes carry the large moves of σ, ln σ the wiggle within
+    one; ``vol_prior_bps_per_sqrt_s`` is the quiet level, calibrated per coin, and the
     multipliers carry over between coins.
 
     The regime is a Markov chain in continuous time: it stays in r for
@@ -292,19 +293,20 @@ class FilterConfig(ConfigBase):
 
     ``informed_fraction_prior`` is π₀, the prior probability that a taker who fills us knew V was
     beyond our price; the filter estimates π from our fills, each judged
-    ``informed_fraction_horizon_s`` seconds after it, with the prior worth
-    ``informed_fraction_prior_fills`` fills. The evaluator's estimate, when it sends one,
-    overrides.
+    ``informed_fraction_horizon_s`` seconds after it, under a Beta(a π₀, a (1 − π₀)) prior with
+    a = ``informed_fraction_prior_fills``. A fill judged from later prices tells far less than
+    whether it was informed, so a prior of a few fills already outweighs many judged fills: keep
+    a small. The evaluator's estimate, when it sends one, overrides.
     """
 
     drift_reversion_s: float = 60.0
     drift_std_per_s: float = 2e-5
     vol_prior_bps_per_sqrt_s: float = 1.0
     log_vol_reversion_s: float = 3.0
-    log_vol_std: float = 0.5
+    log_vol_std: float = 0.1
     initial_fair_value_std_bps: float = 10.0
     informed_fraction_prior: float = 0.1
-    informed_fraction_prior_fills: float = 20.0
+    informed_fraction_prior_fills: float = 4.0
     informed_fraction_horizon_s: float = 10.0
     regime_vol_multiplier: tuple[float, float, float] = (1.0, 1.5, 4.0)
     regime_drift_std_multiplier: tuple[float, float, float] = (0.1, 1.5, 0.25)
@@ -323,6 +325,24 @@ class FilterConfig(ConfigBase):
         check_field("FilterConfig", "log_vol_std", self.log_vol_std, gt=0.0)
         check_field("FilterConfig", "initial_fair_value_std_bps", self.initial_fair_value_std_bps, gt=0.0)
         check_field("FilterConfig", "informed_fraction_prior", self.informed_fraction_prior, ge=0.0, lt=1.0)
+        check_field("FilterConfig", "informed_fraction_prior_fills", self.informed_fraction_prior_fills, gt=0.0)
+        check_field("FilterConfig", "informed_fraction_horizon_s", self.informed_fraction_horizon_s, gt=0.0)
+        for name in ("regime_vol_multiplier", "regime_drift_std_multiplier", "regime_mean_duration_s"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or len(values) != 3:
+                raise ConfigError(f"FilterConfig.{name} must be a tuple of 3 numbers (QUIET, TRENDING, CRISIS), got {values!r}")
+            for index, value in enumerate(values):
+                check_field("FilterConfig", f"{name}[{index}]", value, gt=0.0)
+        rows = self.regime_transition
+        if not isinstance(rows, tuple) or len(rows) != 3 or any(not isinstance(row, tuple) or len(row) != 3 for row in rows):
+            raise ConfigError(f"FilterConfig.regime_transition must be a 3x3 tuple of tuples, got {rows!r}")
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                check_field("FilterConfig", f"regime_transition[{i}][{j}]", value, ge=0.0, le=1.0)
+            if row[i] != 0.0:
+                raise ConfigError(f"FilterConfig.regime_transition[{i}][{i}] must be 0 (a jump leaves the regime), got {row[i]!r}")
+            if abs(sum(row) - 1.0) > 1e-9:
+                raise ConfigError(f"FilterConfig.regime_transition[{i}] must sum to 1, got {sum(row)!r}")
 
 
 @dataclass(**CONFIG)
