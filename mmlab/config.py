@@ -198,6 +198,11 @@ class SensorCalibration(ConfigBase):
     ``names[0]`` is the mid (coefficient 0). ``noise_cov`` is Σ in (ln USD)²; its diagonal holds each
     layer's own noise variance. ``sigma_per_sqrt_s`` and ``mid_noise_var`` come from the mid's
     variance signature; ``fair_value_horizon_s`` is H. The data span is kept for provenance.
+    ``feature_params`` holds, for each layer whose feature needs a fitted model (Stoikov's
+    micro-price, Hawkes, VPIN, ...), that model's parameters as JSON text
+    (:func:`mmlab.sensor.features.fit_feature_params`). ``bounds`` are the (low, high) each
+    feature is clipped to before use (the fitting data's tail quantiles; empty: no clipping);
+    ``dropped`` lists the candidate features the fit left out and why.
     """
 
     names: tuple[str, ...] = (MID_LAYER,)
@@ -209,6 +214,9 @@ class SensorCalibration(ConfigBase):
     samples: int = 0
     fitted_from_ns: int = 0
     fitted_to_ns: int = 0
+    feature_params: tuple[tuple[str, str], ...] = ()
+    bounds: tuple[tuple[float, float], ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         owner = "SensorCalibration"
@@ -231,6 +239,15 @@ class SensorCalibration(ConfigBase):
         for index, coef in enumerate(self.coefs):
             if not math.isfinite(coef):
                 raise ConfigError(f"{owner}.coefs[{index}] ({self.names[index]}) must be finite, got {coef!r}")
+        if self.bounds and (len(self.bounds) != k or any(len(pair) != 2 or not pair[0] <= pair[1] for pair in self.bounds)):
+            raise ConfigError(f"{owner}.bounds must hold one (low, high) pair with low <= high per name ({k}), got {self.bounds!r}")
+        for index, entry in enumerate(self.feature_params):
+            if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] in self.names[1:] and isinstance(entry[1], str)):
+                raise ConfigError(f"{owner}.feature_params[{index}] must be (layer name, JSON text) for a layer in names, got {entry!r}")
+            try:
+                json.loads(entry[1])
+            except ValueError as exc:
+                raise ConfigError(f"{owner}.feature_params[{index}] ({entry[0]}): not JSON: {exc}") from None
 
     @property
     def noise_std_bps(self) -> dict[str, float]:
@@ -245,6 +262,8 @@ class SensorCalibration(ConfigBase):
         ]
         for i, name in enumerate(self.names):
             lines.append(f"  {name:<24}{self.coefs[i]:>14.4e}{1e4 * math.sqrt(self.noise_cov[i][i]):>18.4f}")
+        for name, why in self.dropped:
+            lines.append(f"  left out {name}: {why}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -97,7 +97,8 @@ class MicrostructureSensor:
         self.calibration = calibration
         if features is None:
             names = calibration.names[1:] if calibration is not None else ()
-            features = make_features(names, self.config)
+            params = dict(calibration.feature_params) if calibration is not None else {}
+            features = make_features(names, self.config, params)
         if calibration is not None:
             by_name = {f.name: f for f in features}
             missing = [name for name in calibration.names[1:] if name not in by_name]
@@ -109,6 +110,9 @@ class MicrostructureSensor:
         if calibration is not None:
             self._coefs = np.array(calibration.coefs)
             self._cov = np.array(calibration.noise_cov)
+            k = len(calibration.names)
+            bounds = calibration.bounds or ((-math.inf, math.inf),) * k
+            self._bounds = bounds[1:]
         self._decorrelators: dict[tuple[bool, ...], tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]] = {}
         self.dropped_books = 0
         self.dropped_features = 0
@@ -159,13 +163,14 @@ class MicrostructureSensor:
     def _fitted_layers(self, ts: int, log_mid: float) -> list[Observation]:
         values = [0.0]
         available = [True]
-        for feature in self.features:
+        for feature, (low, high) in zip(self.features, self._bounds):
             value = feature.value
             finite = math.isfinite(value)
             if not finite and value == value:  # ±inf: a broken feature, not one still warming up
                 self.dropped_features += 1
             available.append(finite)
-            values.append(value if finite else 0.0)
+            # clipped to the range it was fitted on
+            values.append(min(max(value, low), high) if finite else 0.0)
         key = tuple(available)
         cached = self._decorrelators.get(key)
         if cached is None:

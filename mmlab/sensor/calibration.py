@@ -178,8 +178,26 @@ def fit_sensor(
     min_noise_var: float | None = None,
     min_samples: int = 200,
     min_defined_fraction: float = 0.5,
+    select: bool = True,
+    validation_fraction: float = 0.3,
+    clip_quantile: float = 0.001,
+    min_dm_statistic: float = 1.96,
 ) -> SensorCalibration:
-    """Fit coefficients and the noise covariance of every feature in ``frame`` (module docstring).
+    """Fit coefficients and the noise covariance of the features in ``frame`` (module docstring).
+
+    Features are first screened: one defined on fewer than ``min_defined_fraction`` of the rows
+    with a mid, or that never varies, is left out (``SensorCalibration.dropped`` says why). Each
+    kept feature is clipped to its ``clip_quantile`` and ``1 − clip_quantile`` quantiles on the
+    fitting data (the bounds are kept, and the sensor clips the same way): a coefficient fitted on
+    a one-tick spread must not multiply the offset of a spread ten ticks wide.
+
+    With ``select`` the layers are chosen by forward selection validated inside the fitting data:
+    fit on its first ``1 − validation_fraction``, add the feature whose layer most lowers the
+    squared error of the combined estimate against ``ln mid(t + H)`` on the rest, and stop when
+    that improvement is not significant (Diebold–Mariano statistic with Newey–West variance at or
+    below ``min_dm_statistic``); then the chosen layers are refitted on all of ``frame``. Many correlated features
+    and a few hundred independent windows overfit otherwise: the joint combination of every
+    feature predicts worse out of sample than the best single one.
 
     Parameters
     ----------
@@ -190,33 +208,182 @@ def fit_sensor(
     signature_horizons_s : (float, float)
         h₁ < h₂ of the variance signature; both beyond the memory of the mid's noise.
     min_noise_var : float, optional
-        Floor of Σ's eigenvalues, (ln USD)²; default 1e-4 of the largest.
+        Floor of Σ's eigenvalues, (ln USD)²; default the estimation error C·K/n_eff.
     min_samples : int
         Fewer complete rows than this raise ``ValueError``.
     min_defined_fraction : float
-        A feature defined (finite) on fewer than this fraction of the rows with a mid is left
-        out of the calibration (``SensorCalibration.names`` lists what was kept).
+        See above.
+    select : bool
+        Choose the layers by validated forward selection (else keep every screened feature).
+    validation_fraction : float
+        Share of the fitting rows (the last ones) the selection is judged on.
+    clip_quantile : float
+        Tail quantile of the clipping bounds (0 disables clipping).
+    min_dm_statistic : float
+        Smallest Diebold–Mariano statistic for which a feature joins (1.96: one-sided 2.5 %).
 
     Raises
     ------
     ValueError
-        Too few samples, horizons not on the grid, or a feature that never varies.
+        Too few samples, horizons not on the grid, or a mid that does not diffuse.
     """
     check_field("fit_sensor", "fair_value_horizon_s", fair_value_horizon_s, gt=0.0)
+    check_field("fit_sensor", "validation_fraction", validation_fraction, gt=0.0, lt=1.0)
+    check_field("fit_sensor", "clip_quantile", clip_quantile, ge=0.0, lt=0.5)
     h1_s, h2_s = signature_horizons_s
     if not 0.0 < h1_s < h2_s:
         raise ValueError(f"fit_sensor: signature_horizons_s must be 0 < h1 < h2, got {signature_horizons_s!r}")
     dt = frame.interval_s
-    steps = [max(1, round(h / dt)) for h in (fair_value_horizon_s, h1_s, h2_s)]
-    horizon, h1, h2 = steps
+    steps = tuple(max(1, round(h / dt)) for h in (fair_value_horizon_s, h1_s, h2_s))
     if len(frame) <= max(steps) + min_samples:
         raise ValueError(f"fit_sensor: {len(frame)} rows are too few for horizons of {max(steps)} rows and {min_samples} samples")
     log_mid = frame.log_mid
     has_mid = np.isfinite(log_mid)
-    # a feature the data rarely define (trade flow on a tape without trades) cannot be fitted
-    kept = [name for name, column in frame.columns.items() if np.isfinite(column[has_mid]).mean() >= min_defined_fraction]
-    names = [MID, *kept]
-    values = np.column_stack([np.zeros_like(log_mid), *(frame.columns[name] for name in kept)])
+    columns: dict[str, np.ndarray] = {}
+    bounds: dict[str, tuple[float, float]] = {}
+    dropped: list[tuple[str, str]] = []
+    for name, column in frame.columns.items():
+        defined = np.isfinite(column[has_mid])
+        if defined.mean() < min_defined_fraction:
+            # a feature the data rarely define (trade flow on a tape without trades) cannot be fitted
+            dropped.append((name, f"defined on {defined.mean():.0%} of the rows"))
+            continue
+        values = column[has_mid][defined]
+        low, high = (float(np.quantile(values, clip_quantile)), float(np.quantile(values, 1.0 - clip_quantile))) if clip_quantile > 0 else (-math.inf, math.inf)
+        if not np.nanmax(values) > np.nanmin(values) or not high > low:
+            dropped.append((name, "never varies"))
+            continue
+        columns[name] = np.clip(column, low, high)
+        bounds[name] = (low, high)
+    names = list(columns)
+    if select and names:
+        names, dropped_by_selection = _forward_selection(frame, columns, steps, validation_fraction, min_samples, min_dm_statistic)
+        dropped.extend(dropped_by_selection)
+    fit = _fit_layers(log_mid, [columns[name] for name in names], steps, min_noise_var, min_samples)
+    ts = frame.ts_local
+    return SensorCalibration(
+        names=(MID, *names),
+        coefs=tuple(float(c) for c in fit.coefs),
+        noise_cov=tuple(tuple(float(x) for x in row) for row in fit.cov),
+        fair_value_horizon_s=steps[0] * dt,
+        sigma_per_sqrt_s=math.sqrt(fit.sigma2_per_step / dt),
+        mid_noise_var=fit.mid_noise_var,
+        samples=fit.samples,
+        fitted_from_ns=int(ts[0]) if ts.size else 0,
+        fitted_to_ns=int(ts[-1]) if ts.size else 0,
+        bounds=((0.0, 0.0), *(bounds[name] for name in names)),
+        dropped=tuple(dropped),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerFit:
+    coefs: np.ndarray  # b, the mid's first (0)
+    cov: np.ndarray  # Σ
+    sigma2_per_step: float
+    mid_noise_var: float
+    samples: int
+
+    @property
+    def weights(self) -> np.ndarray:
+        """GLS weights Σ⁻¹1 / 1ᵀΣ⁻¹1 of the layers."""
+        inverse = np.linalg.inv(self.cov)
+        return inverse.sum(axis=1) / inverse.sum()
+
+    def estimate(self, log_mid: np.ndarray, features: Sequence[np.ndarray]) -> np.ndarray:
+        """The combined layer ``1ᵀΣ⁻¹z / 1ᵀΣ⁻¹1 = ln mid + Σ_j w_j b_j f_j`` (NaN where a feature is)."""
+        adjustment = np.zeros_like(log_mid)
+        for w, b, f in zip(self.weights[1:], self.coefs[1:], features):
+            adjustment = adjustment + w * b * f
+        return log_mid + adjustment
+
+
+def _forward_selection(
+    frame: FeatureFrame,
+    columns: dict[str, np.ndarray],
+    steps: tuple[int, int, int],
+    validation_fraction: float,
+    min_samples: int,
+    min_dm_statistic: float,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Greedy forward selection of layers by the validation error of the combined estimate (see :func:`fit_sensor`)."""
+    cut = int(len(frame) * (1.0 - validation_fraction))
+    horizon = steps[0]
+    log_mid = frame.log_mid
+    # the validation target ln mid(t + H), only from rows after the cut
+    target = _ahead(log_mid, horizon)[cut:]
+    rows = np.isfinite(target) & np.isfinite(log_mid[cut:])
+    for column in columns.values():
+        rows &= np.isfinite(column[cut:])
+    if rows.sum() < min_samples or cut <= max(steps) + min_samples:
+        return list(columns), []
+
+    def squared_errors(chosen: list[str]) -> np.ndarray:
+        fit = _fit_layers(log_mid[:cut], [columns[name][:cut] for name in chosen], steps, None, min_samples)
+        estimate = fit.estimate(log_mid[cut:], [columns[name][cut:] for name in chosen])
+        return (estimate[rows] - target[rows]) ** 2
+
+    chosen: list[str] = []
+    best = squared_errors(chosen)
+    baseline = float(best.mean())
+    remaining = list(columns)
+    scores: dict[str, tuple[float, float]] = {}
+    while remaining:
+        trials: dict[str, tuple[float, float, np.ndarray]] = {}
+        for name in remaining:
+            try:
+                errors = squared_errors([*chosen, name])
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            trials[name] = (float(errors.mean()), diebold_mariano(best, errors, horizon), errors)
+        if not trials:
+            break
+        name = min(trials, key=lambda key: trials[key][0])
+        scores.update({key: value[:2] for key, value in trials.items()})
+        # added only if it lowers the error significantly: one-sided Diebold–Mariano at 2.5 %
+        if not trials[name][1] > min_dm_statistic:
+            break
+        chosen.append(name)
+        remaining.remove(name)
+        best = trials[name][2]
+    chosen_ratio = float(best.mean()) / baseline
+    dropped = [
+        (name, f"not selected: validation MSE ratio {scores[name][0] / baseline:.4f} with it (DM {scores[name][1]:+.2f}) vs {chosen_ratio:.4f} chosen")
+        if name in scores
+        else (name, "not selected: its layer could not be fitted on the selection rows")
+        for name in remaining
+    ]
+    return chosen, dropped
+
+
+def diebold_mariano(errors_a: np.ndarray, errors_b: np.ndarray, horizon: int) -> float:
+    """Diebold–Mariano statistic that ``b``'s losses are below ``a``'s (positive: b better).
+
+    ``d_t = a_t − b_t``; ``DM = mean(d) / sqrt(V/n)`` with V the Newey–West long-run variance of d
+    over ``horizon`` lags (the forecasts' overlapping windows make d autocorrelated up to H − 1).
+    """
+    d = np.asarray(errors_a, dtype=np.float64) - np.asarray(errors_b, dtype=np.float64)
+    n = d.size
+    if n < 2:
+        return 0.0
+    centred = d - d.mean()
+    # V = γ_0 + 2 Σ_{l=1}^{L} (1 − l/(L+1)) γ_l, Bartlett weights
+    variance = float(centred @ centred) / n
+    lags = min(horizon, n - 1)
+    for lag in range(1, lags + 1):
+        variance += 2.0 * (1.0 - lag / (lags + 1)) * float(centred[lag:] @ centred[:-lag]) / n
+    if not variance > 0.0:
+        return 0.0
+    return float(d.mean() / math.sqrt(variance / n))
+
+
+def _fit_layers(
+    log_mid: np.ndarray, features: Sequence[np.ndarray], steps: tuple[int, int, int], min_noise_var: float | None, min_samples: int
+) -> _LayerFit:
+    """Coefficients, Σ and the variance signature of the mid and ``features`` (module docstring)."""
+    horizon, h1, h2 = steps
+    k = len(features) + 1
+    values = np.column_stack([np.zeros_like(log_mid), *features])
     # the rows every estimate below uses: mid, every feature and the mid h₂ rows ahead known
     ok = np.isfinite(log_mid) & np.all(np.isfinite(values), axis=1) & np.isfinite(_ahead(log_mid, h2))
     n = int(ok.sum())
@@ -232,30 +399,26 @@ def fit_sensor(
     mid_noise_var = max(0.5 * (v1 - sigma2_per_step * h1), 1e-6 * sigma2_per_step)
 
     y = (_ahead(log_mid, horizon) - log_mid)[ok]
-    y_ok, f_ok = y, values[ok]
-    coefs = [0.0]
-    for j in range(1, len(names)):
-        f = f_ok[:, j] - f_ok[:, j].mean()
-        denom = float(f @ f)
-        if denom <= 0.0:
-            raise ValueError(f"fit_sensor: feature {names[j]!r} never varies on the fitting data")
-        # b_j = Cov(y_H, f_j) / Var(f_j)
-        coefs.append(float(f @ (y_ok - y_ok.mean())) / denom)
-    b = np.array(coefs)
-    # u_j = z_j(t) − ln mid(t + H) = b_j f_j − y_H
-    u = f_ok * b - y_ok[:, None]
-    # C = Var(η), the part of the future mid no feature predicts: the joint least-squares residual
+    f_ok = values[ok]
     x = f_ok[:, 1:] - f_ok[:, 1:].mean(axis=0)
-    beta = np.linalg.lstsq(x, y_ok - y_ok.mean(), rcond=None)[0]
-    common = float(np.var(y_ok - y_ok.mean() - x @ beta))
+    yc = y - y.mean()
+    denom = np.einsum("ij,ij->j", x, x)
+    if np.any(denom <= 0.0):
+        raise ValueError("fit_sensor: a feature never varies on the rows used")
+    # b_j = Cov(y_H, f_j) / Var(f_j)
+    b = np.concatenate([[0.0], (x.T @ yc) / denom])
+    # u_j = z_j(t) − ln mid(t + H) = b_j f_j − y_H
+    u = f_ok * b - y[:, None]
+    # C = Var(η), the part of the future mid no feature predicts: the joint least-squares residual
+    beta = np.linalg.lstsq(x, yc, rcond=None)[0] if k > 1 else np.zeros(0)
+    common = float(np.var(yc - x @ beta))
     # the fitted combination's own error out of sample: C·K/n_eff, with n_eff = n / H rows
     # because returns over overlapping H-row windows are not independent
-    effective_n = max(n / horizon, float(len(names)) + 1.0)
-    estimation_var = common * len(names) / effective_n
-    floor = estimation_var if min_noise_var is None else min_noise_var
+    effective_n = max(n / horizon, float(k) + 1.0)
+    floor = common * k / effective_n if min_noise_var is None else min_noise_var
     cov = np.atleast_2d(np.cov(u, rowvar=False)) - common
     eigenvalues, vectors = np.linalg.eigh(cov)
-    cov = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T + floor * np.eye(len(names))
+    cov = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T + floor * np.eye(k)
     cov = 0.5 * (cov + cov.T)
     # The errors persist from one cycle to the next (a book that does not change repeats its
     # error), and a filter that took them as white noise would average them over time, adding
@@ -263,21 +426,10 @@ def fit_sensor(
     # Var(ξ) = (1 − ρ²) Var(e), with ρ the one-row autocorrelation of the combined adjustment.
     inverse = np.linalg.inv(cov)
     weights = inverse.sum(axis=1) / inverse.sum()
-    adjustment = values @ (weights * b)
+    adjustment = np.where(np.isfinite(values), values, 0.0) @ (weights * b)
     rho = _lag_one_autocorrelation(adjustment, ok)
     cov = cov * (1.0 - rho * rho)
-    ts = frame.ts_local
-    return SensorCalibration(
-        names=tuple(names),
-        coefs=tuple(float(c) for c in b),
-        noise_cov=tuple(tuple(float(x) for x in row) for row in cov),
-        fair_value_horizon_s=horizon * dt,
-        sigma_per_sqrt_s=math.sqrt(sigma2_per_step / dt),
-        mid_noise_var=float(mid_noise_var),
-        samples=n,
-        fitted_from_ns=int(ts[0]) if ts.size else 0,
-        fitted_to_ns=int(ts[-1]) if ts.size else 0,
-    )
+    return _LayerFit(coefs=b, cov=cov, sigma2_per_step=sigma2_per_step, mid_noise_var=float(mid_noise_var), samples=n)
 
 
 def _lag_one_autocorrelation(x: np.ndarray, ok: np.ndarray) -> float:

@@ -63,6 +63,7 @@ from mmlab.sensor.crossvenue import mid_series
 from mmlab.types import Side, Trade, VenueUpdate
 
 __all__ = [
+    "participants_result",
     "trades_of",
     "trade_markouts",
     "ParticipantsParams",
@@ -375,6 +376,20 @@ def _prior_variance(means: np.ndarray, sampling_var: np.ndarray) -> float:
 
 
 # -- the online feature ----------------------------------------------------------------------
+
+
+def participants_result(params: ParticipantsParams, toxicity_bps: Mapping[str, float], *, source: str = "stored scores") -> ParticipantsResult:
+    """A result holding only what :class:`FlowToxicity` reads (population parameters and scores),
+    as kept in a parameters file; the per-address table is empty."""
+    return ParticipantsResult(
+        params=params,
+        std_err=MappingProxyType({"mean_taker_markout_bps": math.nan}),
+        toxicity_bps=MappingProxyType({str(a): float(v) for a, v in toxicity_bps.items()}),
+        horizons_s=(params.toxicity_horizon_s,),
+        span_s=math.nan,
+        source=source,
+        _table=pd.DataFrame(columns=["toxicity_bps"]),
+    )
 
 
 class FlowToxicity:

@@ -125,3 +125,38 @@ def test_bad_calibrations_and_frames_are_refused():
     cal = fit_sensor(FeatureFrame(big.ts_local, big.log_mid, {"signal": big.columns["signal"], "never": np.full(5_000, np.nan)}, 0.1))
     # a feature the data never define is left out, not a reason to fail
     assert cal.names == (MID, "signal") and never.names == ("flat",)
+
+
+def test_selection_keeps_the_signal_and_leaves_out_noise_and_flat_features():
+    frame, _ = model_frame(n=20_000, seed=5)
+    rng = np.random.default_rng(9)
+    columns = {
+        "noise_a": rng.normal(size=len(frame)),
+        "signal": frame.columns["signal"],
+        "noise_b": rng.normal(size=len(frame)),
+        "flat": np.ones(len(frame)),
+    }
+    cal = fit_sensor(FeatureFrame(frame.ts_local, frame.log_mid, columns, 0.1), fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0))
+    assert cal.names == (MID, "signal")
+    why = dict(cal.dropped)
+    assert why["flat"] == "never varies"
+    assert why["noise_a"].startswith("not selected") and why["noise_b"].startswith("not selected")
+    everything = fit_sensor(FeatureFrame(frame.ts_local, frame.log_mid, columns, 0.1), fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0), select=False)
+    assert everything.names == (MID, "noise_a", "signal", "noise_b")
+
+
+def test_features_are_clipped_to_the_range_they_were_fitted_on():
+    frame, _ = model_frame(n=20_000, seed=6)
+    cal = fit_sensor(frame, fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0), clip_quantile=0.01)
+    signal = frame.columns["signal"]
+    low, high = cal.bounds[1]
+    assert low == pytest.approx(np.quantile(signal, 0.01)) and high == pytest.approx(np.quantile(signal, 0.99))
+    # a value ten times beyond the fitted range observes ln V as the bound does
+    update = make_update(make_book(bid=99.99, ask=100.01, ts=T0_NS))
+    observed = {}
+    for value in (10 * high, high):
+        sensor = MicrostructureSensor(calibration=cal, features=[_Constant("signal", value)])
+        observed[value] = [o.value for o in sensor.observe(update) if o.component is StateComponent.LOG_FAIR_VALUE]
+    assert observed[10 * high] == observed[high]
+    with pytest.raises(ValueError, match="bounds"):
+        SensorCalibration(names=(MID, "a"), coefs=(0.0, 1.0), noise_cov=((1.0, 0.0), (0.0, 1.0)), bounds=((0.0, 0.0), (1.0, -1.0)))
