@@ -202,7 +202,9 @@ class SensorCalibration(ConfigBase):
     micro-price, Hawkes, VPIN, ...), that model's parameters as JSON text
     (:func:`mmlab.sensor.features.fit_feature_params`). ``bounds`` are the (low, high) each
     feature is clipped to before use (the fitting data's tail quantiles; empty: no clipping);
-    ``dropped`` lists the candidate features the fit left out and why.
+    ``dropped`` lists the candidate features the fit left out and why. ``realized_var_ratio`` is
+    κ = Var(1 s change of ln mid) / (σ² · 1 s): a mid that lags V (or bounces) shows a 1 s
+    variance that is not σ²; the sensor divides its realized variance by κ.
     """
 
     names: tuple[str, ...] = (MID_LAYER,)
@@ -217,6 +219,7 @@ class SensorCalibration(ConfigBase):
     feature_params: tuple[tuple[str, str], ...] = ()
     bounds: tuple[tuple[float, float], ...] = ()
     dropped: tuple[tuple[str, str], ...] = ()
+    realized_var_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         owner = "SensorCalibration"
@@ -234,7 +237,7 @@ class SensorCalibration(ConfigBase):
             np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
             raise ConfigError(f"{owner}.noise_cov must be positive definite") from None
-        for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var"):
+        for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var", "realized_var_ratio"):
             check_field(owner, name, getattr(self, name), gt=0.0)
         for index, coef in enumerate(self.coefs):
             if not math.isfinite(coef):

@@ -220,7 +220,9 @@ class MicrostructureSensor:
         self._returns.clear()
         # A window of unchanged mids says only that σ is small: floor it, never take ln 0.
         floor = (self.config.vol_floor_bps_per_sqrt_s * 1e-4) ** 2 * sum_dt
-        z, noise_var = realized_vol_observation(max(sum_sq, floor), sum_dt, n)
+        # a mid that lags V shows 1 s changes with κ σ² of variance, not σ² (fitted: realized_var_ratio)
+        ratio = self.calibration.realized_var_ratio if self.calibration is not None else 1.0
+        z, noise_var = realized_vol_observation(max(sum_sq, floor) / ratio, sum_dt, n)
         return Observation(
             ts_local=ts, component=StateComponent.LOG_VOL, value=z, noise_var=noise_var, source="realized_vol"
         )

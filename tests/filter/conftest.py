@@ -3,7 +3,8 @@
 Two streams per market, both one step every 100 ms:
 
 - **sensor**: the tape replayed through :class:`~mmlab.sim.venue.SimVenue`, polled every 100 ms,
-  observed by :class:`~mmlab.sensor.MicrostructureSensor` (what the pipeline does).
+  observed by :class:`~mmlab.sensor.MicrostructureSensor` fitted on another market (what the
+  pipeline does).
 - **model-consistent**: observations that satisfy the filter's observation model exactly, made
   from the truth: ln V plus Gaussian noise of the stated variance every step, and the sensor's
   own realized-vol observation of ln σ from ten 1-s log-returns of the true ln V every 10 s. It
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from mmlab.config import FilterConfig, SimConfig
+from mmlab.config import FilterConfig, SensorCalibration, SimConfig
 from mmlab.data.synth import SynthConfig, SyntheticMarket, generate
 from mmlab.filter import LatentStateFilter
 from mmlab.sensor import MicrostructureSensor, realized_vol_observation
@@ -46,8 +47,8 @@ class Stream:
     log_fair_value: np.ndarray
 
 
-def sensor_stream(market: SyntheticMarket, seconds: float | None = None) -> Stream:
-    """Poll a SimVenue replaying the market every 100 ms and observe with the default sensor.
+def sensor_stream(market: SyntheticMarket, seconds: float | None = None, calibration: SensorCalibration | None = None) -> Stream:
+    """Poll a SimVenue replaying the market every 100 ms and observe with the sensor (fitted with ``calibration``, if given).
 
     The truth at a poll is the grid point last published before the poll minus both feed
     latencies (the tape's and the venue's), i.e. the state the book the sensor sees was built from.
@@ -55,7 +56,7 @@ def sensor_stream(market: SyntheticMarket, seconds: float | None = None) -> Stre
     tape = market.tape
     sim = SimConfig()
     venue = SimVenue(tape, sim)
-    sensor = MicrostructureSensor()
+    sensor = MicrostructureSensor(calibration=calibration)
     lag_ns = int(round((market.config.feed_latency_s + sim.feed_latency_s) * 1e9))
     grid_ts = market.path["ts_exch"].to_numpy()
     end = int(tape.ts_local[-1]) if seconds is None else int(tape.ts_local[0]) + int(seconds * 1e9)
@@ -183,10 +184,18 @@ def consistent_runs(regime_markets) -> dict[int, FilterRun]:
     return {seed: run_filter(consistent_stream(market, seed)) for seed, market in regime_markets.items()}
 
 
+#: the sensor is fitted on another market of the same kind (seed 99), as a user fits on yesterday
+CALIBRATION_SEED = 99
+CALIBRATION_FEATURES = ("micro_l1", "micro_depth5", "bim_5", "ofi_5_1s", "bpg_10")
+
+
 @pytest.fixture(scope="session")
 def sensor_runs(regime_markets) -> dict[int, FilterRun]:
-    """The default filter over the sensor's observations of each regime market."""
-    return {seed: run_filter(sensor_stream(market)) for seed, market in regime_markets.items()}
+    """The default filter over the fitted sensor's observations of each regime market."""
+    from mmlab.calibrate.belief import calibrate_sensor
+
+    calibration = calibrate_sensor(generate(SynthConfig(minutes=MINUTES, seed=CALIBRATION_SEED)).tape, features=CALIBRATION_FEATURES)
+    return {seed: run_filter(sensor_stream(market, calibration=calibration)) for seed, market in regime_markets.items()}
 
 
 @pytest.fixture(scope="session")
