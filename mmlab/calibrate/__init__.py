@@ -1,0 +1,1 @@
+"""Calibrations: fit a model's parameters from a tape and return a results object."""
