@@ -586,8 +586,8 @@ def fit_stoikov_microprice(
         for equal-count bins), or a singular 1 − Q.
     """
     owner = "fit_stoikov_microprice"
-    n = _check_levels(owner, n_imbalance_bins)
-    m = _check_levels(owner, max_spread_ticks)
+    n = _check_levels(owner, n_imbalance_bins, "n_imbalance_bins")
+    m = _check_levels(owner, max_spread_ticks, "max_spread_ticks")
     if n < 2:
         raise ValueError(f"{owner}: field 'n_imbalance_bins' must be >= 2, got {n_imbalance_bins!r}")
     if bins not in ("quantile", "uniform"):
