@@ -9,7 +9,7 @@ from mmlab.types import L2Book, MarketBelief, Trade, VenueUpdate
 if TYPE_CHECKING:
     from mmlab.data.tape import Tape
 
-__all__ = ["T0_NS", "make_belief", "make_book", "make_update", "make_tape"]
+__all__ = ["T0_NS", "book_from_levels", "make_belief", "make_book", "make_update", "make_tape"]
 
 #: 2026-01-01 00:00:00 UTC in ns, a fixed start time for hand-made messages.
 T0_NS = 1_767_225_600_000_000_000
@@ -47,6 +47,18 @@ def make_book(
         bid_sz=[bid_size] * levels,
         ask_px=[ask + k * tick for k in range(levels)],
         ask_sz=[ask_size] * levels,
+    )
+
+
+def book_from_levels(bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]], ts: int = T0_NS) -> L2Book:
+    """A book from ``[(price, size), …]`` per side, best first."""
+    return L2Book.from_levels(
+        ts_exch=ts,
+        ts_local=ts,
+        bid_px=[p for p, _ in bids],
+        bid_sz=[q for _, q in bids],
+        ask_px=[p for p, _ in asks],
+        ask_sz=[q for _, q in asks],
     )
 
 

@@ -34,6 +34,7 @@ from mmlab.sensor.book_features import (
 )
 from mmlab.sensor.calibration import replay_updates
 from mmlab.testing import T0_NS as T0
+from mmlab.testing import book_from_levels
 from mmlab.testing import make_tape
 from mmlab.types import L2Book, Side, Trade, VenueUpdate
 
@@ -43,16 +44,7 @@ NAN = math.nan
 INF = math.inf
 
 
-def _book(bids, asks, ts=T0) -> L2Book:
-    """A book from ``[(price, size), …]`` per side, best first."""
-    return L2Book.from_levels(
-        ts_exch=ts,
-        ts_local=ts,
-        bid_px=[p for p, _ in bids],
-        bid_sz=[q for _, q in bids],
-        ask_px=[p for p, _ in asks],
-        ask_sz=[q for _, q in asks],
-    )
+_book = book_from_levels
 
 
 def _update(ts, book, trades=()) -> VenueUpdate:

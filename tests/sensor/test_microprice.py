@@ -32,6 +32,7 @@ from mmlab.sensor.microprice import (
     trade_microprice_series,
 )
 from mmlab.testing import T0_NS as T0
+from mmlab.testing import book_from_levels
 from mmlab.types import L2Book, Side, Trade, VenueUpdate
 
 S = 1_000_000_000
@@ -40,16 +41,7 @@ NAN = math.nan
 INF = math.inf
 
 
-def _book(bids, asks, ts=T0) -> L2Book:
-    """A book from ``[(price, size), …]`` per side, best first."""
-    return L2Book.from_levels(
-        ts_exch=ts,
-        ts_local=ts,
-        bid_px=[p for p, _ in bids],
-        bid_sz=[q for _, q in bids],
-        ask_px=[p for p, _ in asks],
-        ask_sz=[q for _, q in asks],
-    )
+_book = book_from_levels
 
 
 def _touch(mid: float, half_spread: float = 0.05, bid_size: float = 1.0, ask_size: float = 1.0, ts=T0) -> L2Book:
