@@ -283,6 +283,12 @@ class RiskBudget:
     ``max_buy_size`` / ``max_sell_size`` are how many coins may still be bought / sold before the
     position or notional cap binds. ``funding_carry_bps`` is the expected funding cost of holding
     one unit long over the holding horizon, in bps of price (negative when longs are paid).
+    ``kelly_notional_usd`` is S*, the growth-optimal exposure scaled by ``kelly_fraction`` (which
+    depends on the regime probabilities): no side of the ladder may take |position| beyond
+    S* / V̂. ``urgency`` ≥ 0 (dimensionless, 0 when flat in a quiet market) says how much the
+    position and the regime call for acting now; the reconciler's price tolerance shrinks with
+    it. ``predicted_funding_rate`` is the governor's forecast of the next settlement's rate
+    (fraction per funding interval).
     """
 
     ts_local: int
@@ -295,6 +301,10 @@ class RiskBudget:
     funding_carry_bps: float
     marginal_cost_bps: float
     holding_horizon_s: float
+    kelly_notional_usd: float = math.inf
+    kelly_fraction: float = 1.0
+    urgency: float = 0.0
+    predicted_funding_rate: float = 0.0
 
 
 @dataclass(**MESSAGE)
@@ -303,7 +313,9 @@ class LevelPricing:
 
     ``depth_bps`` is the distance from V̂; ``fill_prob`` the probability of at least one fill
     over the quote's life; ``expected_pnl_bps`` = fill_prob × (edge − adverse selection −
-    impact − fees − carry), per unit notional.
+    impact − fees − carry), per unit notional. ``theta_bps_per_s`` is the spread income rate
+    (fill intensity × edge) and ``gamma_bps`` the adverse-selection exposure (fill probability ×
+    adverse selection), both per unit notional.
     """
 
     side: Side
@@ -317,6 +329,8 @@ class LevelPricing:
     fee_bps: float
     carry_bps: float
     expected_pnl_bps: float
+    theta_bps_per_s: float = 0.0
+    gamma_bps: float = 0.0
 
 
 @dataclass(**MESSAGE)
@@ -324,6 +338,9 @@ class PricingSurface:
     """The actuary's output: a reservation price and per-level economics on both sides.
 
     ``fair_value`` and ``sigma_per_sqrt_s`` are the V̂ and σ̂ the prices were computed from.
+    ``option_floor_bps`` and ``informed_floor_bps`` are the two floors on a quote's depth from V̂;
+    ``intensity_*_per_s`` (A, fills per second at depth 0) and ``decay_*_per_bps`` (κ) are the fill
+    intensity Λ(δ) = A e^{−κ δ} each side was priced with.
     """
 
     ts_local: int
@@ -334,6 +351,12 @@ class PricingSurface:
     skew_bps: float
     bids: tuple[LevelPricing, ...]
     asks: tuple[LevelPricing, ...]
+    option_floor_bps: float = 0.0
+    informed_floor_bps: float = 0.0
+    intensity_bid_per_s: float = math.nan
+    intensity_ask_per_s: float = math.nan
+    decay_bid_per_bps: float = math.nan
+    decay_ask_per_bps: float = math.nan
 
 
 @dataclass(**MESSAGE)
@@ -360,13 +383,25 @@ class QuoteSet:
 
 
 class ActionKind(enum.Enum):
+    """What an :class:`OrderAction` asks the venue to do.
+
+    - ``PLACE``: a new post-only limit order.
+    - ``CANCEL``: cancel ``order_id``.
+    - ``MODIFY``: replace ``order_id``'s price and size in one message (it keeps its id and
+      loses its queue place, as a cancel and a new order would, without the gap between them).
+    - ``TAKE``: an immediate-or-cancel order that crosses the book up to ``price`` (a taker
+      order, used only by the unwind policy); what does not fill at once is cancelled.
+    """
+
     PLACE = "place"
     CANCEL = "cancel"
+    MODIFY = "modify"
+    TAKE = "take"
 
 
 @dataclass(**MESSAGE)
 class OrderAction:
-    """An instruction to a venue: place a post-only order or cancel ``order_id``."""
+    """An instruction to a venue (see :class:`ActionKind`); ``order_id`` for CANCEL and MODIFY."""
 
     kind: ActionKind
     side: Side
@@ -382,7 +417,12 @@ class ParameterUpdates:
     ``markout_bps`` holds the mean markout at each of ``MARKOUT_HORIZONS_S`` (positive is good
     for us; NaN where no fill has matured). ``adverse_selection_bps`` is the estimated
     post-fill drift against us that the actuary charges each quote. ``informed_fraction`` is an
-    estimate of π for the filter, None while the evaluator has none.
+    estimate of π for the filter, None while the evaluator has none. ``spread_adjust_bps`` is
+    the multiplicative-weights spread adjustment the actuary adds to both depths.
+    ``changepoint_prob`` is the posterior probability that the market's regime changed within
+    the last few seconds (Bayesian online change-point detection); the filter widens its regime
+    and state uncertainty by it. ``counterfactual_pnl_bps`` is the cumulative counterfactual
+    PnL of each candidate spread adjustment the evaluator weighs, per unit notional.
     """
 
     ts_local: int
@@ -393,6 +433,8 @@ class ParameterUpdates:
     adverse_selection_bps: float = 0.0
     spread_adjust_bps: float = 0.0
     informed_fraction: float | None = None
+    changepoint_prob: float = 0.0
+    counterfactual_pnl_bps: tuple[float, ...] = ()
 
 
 @dataclass(**MESSAGE)
