@@ -369,7 +369,19 @@ class FilterConfig(ConfigBase):
 
 @dataclass(**CONFIG)
 class GovernorConfig(ConfigBase):
-    """γ(q) = γ_base · (1 + β (q / q_max)²) and the hard caps on exposure."""
+    """γ(q) = γ_base · (1 + β (q / q_max)²), the hard caps, funding and Kelly exposure.
+
+    - ``capital_usd``: the account equity W that Kelly sizes against.
+    - ``kelly_fraction_by_regime``: the fraction of full Kelly in (quiet, trending, crisis); the
+      budget uses their mean under the filter's regime probabilities.
+    - ``kelly_edge_prior_bps`` and ``kelly_edge_prior_fills``: prior mean of the net edge per unit
+      notional over the holding horizon, and its weight in fills, before the evaluator's markouts.
+    - ``funding_mean_per_interval`` and ``funding_reversion_s``: the OU mean and reversion time of
+      the funding rate (:func:`mmlab.governor.funding.fit_funding_ou` fits them from a history);
+      the default mean is Hyperliquid's interest component, 0.01 % per 8 h.
+    - ``urgency_time_s``: the time over which urgency compares the marginal inventory cost with
+      the typical price move (see :mod:`mmlab.governor`).
+    """
 
     gamma_base_per_usd: float = 5.0
     gamma_beta: float = 4.0
@@ -377,6 +389,13 @@ class GovernorConfig(ConfigBase):
     max_notional_usd: float = 1_000.0
     max_order_size: float = 0.5
     holding_horizon_s: float = 60.0
+    capital_usd: float = 1_000.0
+    kelly_fraction_by_regime: tuple[float, float, float] = (0.5, 0.35, 0.15)
+    kelly_edge_prior_bps: float = 1.0
+    kelly_edge_prior_fills: float = 50.0
+    funding_mean_per_interval: float = 1.25e-5
+    funding_reversion_s: float = 8 * 3600.0
+    urgency_time_s: float = 1.0
 
     def __post_init__(self) -> None:
         check_field("GovernorConfig", "gamma_base_per_usd", self.gamma_base_per_usd, gt=0.0)
@@ -385,6 +404,18 @@ class GovernorConfig(ConfigBase):
         check_field("GovernorConfig", "max_notional_usd", self.max_notional_usd, gt=0.0)
         check_field("GovernorConfig", "max_order_size", self.max_order_size, gt=0.0)
         check_field("GovernorConfig", "holding_horizon_s", self.holding_horizon_s, gt=0.0)
+        check_field("GovernorConfig", "capital_usd", self.capital_usd, gt=0.0)
+        if len(self.kelly_fraction_by_regime) != 3:
+            raise ConfigError(
+                f"GovernorConfig.kelly_fraction_by_regime must have 3 entries (quiet, trending, crisis), got {self.kelly_fraction_by_regime!r}"
+            )
+        for value in self.kelly_fraction_by_regime:
+            check_field("GovernorConfig", "kelly_fraction_by_regime", value, gt=0.0, le=1.0)
+        check_field("GovernorConfig", "kelly_edge_prior_bps", self.kelly_edge_prior_bps)
+        check_field("GovernorConfig", "kelly_edge_prior_fills", self.kelly_edge_prior_fills, gt=0.0)
+        check_field("GovernorConfig", "funding_mean_per_interval", self.funding_mean_per_interval, gt=-1.0, lt=1.0)
+        check_field("GovernorConfig", "funding_reversion_s", self.funding_reversion_s, gt=0.0)
+        check_field("GovernorConfig", "urgency_time_s", self.urgency_time_s, gt=0.0)
 
 
 @dataclass(**CONFIG)

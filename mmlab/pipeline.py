@@ -93,7 +93,9 @@ class Pipeline:
         budget = surface = None
         quotes = QuoteSet(ts_local=update.ts_local, bids=(), asks=())
         if belief is not None:
-            budget = self.governor.budget(belief, update.position, update.funding_rate, self.funding_interval_s)
+            budget = self.governor.budget(
+                belief, update.position, update.funding_rate, self.funding_interval_s, self.updates
+            )
             clock.lap("governor")
             surface = self.actuary.price(belief, budget, update.book, self.updates)
             clock.lap("actuary")

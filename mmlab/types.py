@@ -423,6 +423,8 @@ class ParameterUpdates:
     the last few seconds (Bayesian online change-point detection); the filter widens its regime
     and state uncertainty by it. ``counterfactual_pnl_bps`` is the cumulative counterfactual
     PnL of each candidate spread adjustment the evaluator weighs, per unit notional.
+    ``fee_bps`` is the size-weighted mean fee of the marked fills per unit notional, so
+    ``markout_bps − fee_bps`` is the net edge the fills earned.
     """
 
     ts_local: int
@@ -435,6 +437,7 @@ class ParameterUpdates:
     informed_fraction: float | None = None
     changepoint_prob: float = 0.0
     counterfactual_pnl_bps: tuple[float, ...] = ()
+    fee_bps: float = 0.0
 
 
 @dataclass(**MESSAGE)
