@@ -170,6 +170,22 @@ def usable_levels(book: L2Book | None, levels: int) -> tuple[np.ndarray, np.ndar
     return answer
 
 
+class UsableBookMixin:
+    """For features read from one usable book: ``dropped`` counts the books they could not use."""
+
+    __slots__ = ()
+    dropped: int
+    _value: float
+
+    def _usable_book(self, update: VenueUpdate, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The book's first ``levels`` levels, or None after counting the drop and clearing the value."""
+        book = usable_levels(update.book, levels)
+        if book is None:
+            self.dropped += 1
+            self._value = math.nan
+        return book
+
+
 def _check_book(book: L2Book, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     n_bid = min(levels, book.bid_px.size)
     n_ask = min(levels, book.ask_px.size)
@@ -492,7 +508,7 @@ def _imbalance(bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_s
     return (bid_depth - ask_depth) / (bid_depth + ask_depth)
 
 
-class BookImbalance:
+class BookImbalance(UsableBookMixin):
     """BIM over the first ``levels`` levels, distance-weighted (module docstring); in [−1, 1].
 
     Parameters
@@ -520,10 +536,8 @@ class BookImbalance:
         self._value = math.nan
 
     def update(self, update: VenueUpdate) -> None:
-        book = usable_levels(update.book, self.levels)
+        book = self._usable_book(update, self.levels)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         self._value = _imbalance(*book, self.depth_scale_bps)
 
@@ -648,7 +662,7 @@ def imbalance_change_series(
 # --------------------------------------------------------------------------------------------
 
 
-class BookPressureGradient:
+class BookPressureGradient(UsableBookMixin):
     """BPG: minus the slope of the cumulative imbalance I_k over levels k = 1 … K (per level).
 
     Parameters
@@ -673,10 +687,8 @@ class BookPressureGradient:
         self._value = math.nan
 
     def update(self, update: VenueUpdate) -> None:
-        book = usable_levels(update.book, self.levels)
+        book = self._usable_book(update, self.levels)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         _, bid_sz, _, ask_sz = book
         k = min(bid_sz.size, ask_sz.size)

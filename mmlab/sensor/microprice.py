@@ -103,6 +103,7 @@ import pandas as pd
 
 from mmlab.data.tape import Tape
 from mmlab.sensor.book_features import (
+    UsableBookMixin,
     BookFrame,
     _check_levels,
     _check_positive,
@@ -143,7 +144,7 @@ def _html(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class MicroPriceL1:
+class MicroPriceL1(UsableBookMixin):
     """The L1 size-weighted micro-price as a log offset from the mid (module docstring).
 
     Attributes
@@ -158,10 +159,8 @@ class MicroPriceL1:
         self._value = math.nan
 
     def update(self, update: VenueUpdate) -> None:
-        book = usable_levels(update.book, 1)
+        book = self._usable_book(update, 1)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         bid, ask = float(book[0][0]), float(book[2][0])
         bid_size, ask_size = float(book[1][0]), float(book[3][0])
@@ -187,7 +186,7 @@ def micro_l1_series(frame: BookFrame) -> np.ndarray:
     return np.where(ok, value, np.nan)
 
 
-class DepthMicroPrice:
+class DepthMicroPrice(UsableBookMixin):
     """The depth-weighted micro-price over the first ``levels`` levels (module docstring).
 
     Parameters
@@ -210,10 +209,8 @@ class DepthMicroPrice:
         self._value = math.nan
 
     def update(self, update: VenueUpdate) -> None:
-        book = usable_levels(update.book, self.levels)
+        book = self._usable_book(update, self.levels)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         bid_px, bid_sz, ask_px, ask_sz = book
         bid_depth, ask_depth = float(bid_sz.sum()), float(ask_sz.sum())
@@ -716,7 +713,7 @@ def fit_stoikov_microprice(
     )
 
 
-class StoikovMicroPrice:
+class StoikovMicroPrice(UsableBookMixin):
     """Stoikov's micro-price ``m + G*(I, S) · tick`` as a log offset from the mid.
 
     Parameters
@@ -747,10 +744,8 @@ class StoikovMicroPrice:
         self._value = math.nan
 
     def update(self, update: VenueUpdate) -> None:
-        book = usable_levels(update.book, 1)
+        book = self._usable_book(update, 1)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         bid, ask = float(book[0][0]), float(book[2][0])
         bid_size, ask_size = float(book[1][0]), float(book[3][0])
@@ -847,7 +842,7 @@ class TradeMicroPriceFit:
         return _html(self.summary())
 
 
-class TradeMicroPrice:
+class TradeMicroPrice(UsableBookMixin):
     """The trade-informed layer: the last print's price, relative to the mid, decaying with age.
 
     Parameters
@@ -883,10 +878,8 @@ class TradeMicroPrice:
                 self._last_ts = trade.ts_local
             else:
                 self.dropped_prints += 1
-        book = usable_levels(update.book, 1)
+        book = self._usable_book(update, 1)
         if book is None:
-            self.dropped += 1
-            self._value = math.nan
             return
         if math.isnan(self._last_log_price):
             self._value = math.nan
