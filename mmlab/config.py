@@ -205,6 +205,13 @@ class SensorCalibration(ConfigBase):
     ``dropped`` lists the candidate features the fit left out and why. ``realized_var_ratio`` is
     κ = Var(1 s change of ln mid) / (σ² · 1 s): a mid that lags V (or bounces) shows a 1 s
     variance that is not σ²; the sensor divides its realized variance by κ.
+    ``realized_vol_dof`` is ν, the effective number of independent returns in a realized-vol
+    window (fitted from the spread of adjacent windows; 0: the window's count, independent
+    returns). ``spread_vol_intercept`` a, ``spread_vol_slope`` b and ``spread_vol_noise_var`` s²
+    are the fitted link ln h = a + b ln σ + e, Var(e) = s², of the mean log half spread h over a
+    vol window to ln σ (slope 0: no spread observation). ``fair_value_evidence_weight`` is
+    (1 − ρ)/(1 + ρ), ρ the one-row autocorrelation of the mid's error (ln mid minus its centred
+    moving average over ± H), for :attr:`FilterConfig.fair_value_evidence_weight`.
     """
 
     names: tuple[str, ...] = (MID_LAYER,)
@@ -220,6 +227,11 @@ class SensorCalibration(ConfigBase):
     bounds: tuple[tuple[float, float], ...] = ()
     dropped: tuple[tuple[str, str], ...] = ()
     realized_var_ratio: float = 1.0
+    fair_value_evidence_weight: float = 1.0
+    realized_vol_dof: float = 0.0
+    spread_vol_intercept: float = 0.0
+    spread_vol_slope: float = 0.0
+    spread_vol_noise_var: float = 0.0
 
     def __post_init__(self) -> None:
         owner = "SensorCalibration"
@@ -239,6 +251,12 @@ class SensorCalibration(ConfigBase):
             raise ConfigError(f"{owner}.noise_cov must be positive definite") from None
         for name in ("fair_value_horizon_s", "sigma_per_sqrt_s", "mid_noise_var", "realized_var_ratio"):
             check_field(owner, name, getattr(self, name), gt=0.0)
+        for name in ("realized_vol_dof", "spread_vol_slope", "spread_vol_noise_var"):
+            check_field(owner, name, getattr(self, name), ge=0.0)
+        check_field(owner, "fair_value_evidence_weight", self.fair_value_evidence_weight, gt=0.0, le=1.0)
+        check_field(owner, "spread_vol_intercept", self.spread_vol_intercept)
+        if self.spread_vol_slope > 0.0 and not self.spread_vol_noise_var > 0.0:
+            raise ConfigError(f"{owner}.spread_vol_noise_var must be > 0 when spread_vol_slope is, got {self.spread_vol_noise_var!r}")
         for index, coef in enumerate(self.coefs):
             if not math.isfinite(coef):
                 raise ConfigError(f"{owner}.coefs[{index}] ({self.names[index]}) must be finite, got {coef!r}")
@@ -319,6 +337,13 @@ class FilterConfig(ConfigBase):
     a = ``informed_fraction_prior_fills``. A fill judged from later prices tells far less than
     whether it was informed, so a prior of a few fills already outweighs many judged fills: keep
     a small. The evaluator's estimate, when it sends one, overrides.
+
+    ``fair_value_evidence_weight`` w tempers the evidence the ln V observations give about the
+    regime: their log-likelihood enters the regime probabilities multiplied by w (the ln σ
+    observations' by 1). Layers whose errors persist over many cycles are counted as if each
+    cycle were independent; n observations of an AR(1) error with correlation ρ carry the
+    evidence of n (1 − ρ)/(1 + ρ) independent ones, so w = (1 − ρ)/(1 + ρ) with ρ fitted by the
+    sensor's calibration (``SensorCalibration.fair_value_evidence_weight``). 1: no tempering.
     """
 
     drift_reversion_s: float = 60.0
@@ -330,6 +355,7 @@ class FilterConfig(ConfigBase):
     informed_fraction_prior: float = 0.1
     informed_fraction_prior_fills: float = 4.0
     informed_fraction_horizon_s: float = 10.0
+    fair_value_evidence_weight: float = 1.0
     regime_vol_multiplier: tuple[float, float, float] = (1.0, 1.5, 4.0)
     regime_drift_std_multiplier: tuple[float, float, float] = (0.1, 1.5, 0.25)
     regime_mean_duration_s: tuple[float, float, float] = (600.0, 180.0, 60.0)
@@ -349,6 +375,7 @@ class FilterConfig(ConfigBase):
         check_field("FilterConfig", "informed_fraction_prior", self.informed_fraction_prior, ge=0.0, lt=1.0)
         check_field("FilterConfig", "informed_fraction_prior_fills", self.informed_fraction_prior_fills, gt=0.0)
         check_field("FilterConfig", "informed_fraction_horizon_s", self.informed_fraction_horizon_s, gt=0.0)
+        check_field("FilterConfig", "fair_value_evidence_weight", self.fair_value_evidence_weight, gt=0.0, le=1.0)
         for name in ("regime_vol_multiplier", "regime_drift_std_multiplier", "regime_mean_duration_s"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or len(values) != 3:

@@ -71,6 +71,8 @@ def calibrate_sensor(
     params = fit_feature_params(names, tape, interval_s=interval_s, failures=failures)
     names = tuple(name for name in names if not failures or name not in failures)
     frame = feature_frame(tape, lambda: make_features(names, config, params), interval_s=interval_s)
+    fit_options.setdefault("vol_window_returns", config.vol_window_returns)
+    fit_options.setdefault("vol_floor_bps_per_sqrt_s", config.vol_floor_bps_per_sqrt_s)
     calibration = fit_sensor(frame, **fit_options)
     kept = tuple((name, params[name]) for name in calibration.names[1:] if name in params)
     dropped = tuple((failures or {}).items()) + calibration.dropped
@@ -89,6 +91,9 @@ def belief_frame(
     ``frame.attrs["innovations"]`` holds every observation's innovation ν (in its component's
     unit) and predicted variance S, with ``ts_local`` and ``source``.
 
+    With a ``calibration``, the filter tempers the ln V layers' regime evidence by the
+    calibration's ``fair_value_evidence_weight`` (:class:`~mmlab.config.FilterConfig`).
+
     Columns: ``ts_local`` (ns), ``mid`` and ``micro_l1`` (USD, NaN without a usable book),
     ``fair_value`` (V̂, USD), ``fair_value_std_bps``, ``drift_bps_per_s``, ``sigma_bps_per_sqrt_s``,
     ``p_quiet``, ``p_trending``, ``p_crisis``, ``informed_fraction``, ``observations``.
@@ -96,7 +101,11 @@ def belief_frame(
     config = config or StrategyConfig()
     interval_s = interval_s or config.cycle_interval_s
     sensor = MicrostructureSensor(config.sensor, calibration)
-    belief_filter = LatentStateFilter(config.filter)
+    filter_config = config.filter
+    if calibration is not None:
+        # the ln V layers' evidence about the regime, tempered by their fitted persistence
+        filter_config = filter_config.replace(fair_value_evidence_weight=calibration.fair_value_evidence_weight)
+    belief_filter = LatentStateFilter(filter_config)
     rows = []
     innovations: list[tuple[int, str, float, float]] = []
     for update in replay_updates(tape, interval_s):

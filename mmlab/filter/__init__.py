@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 
 from mmlab.config import FilterConfig
 from mmlab.filter.fills import PendingFill, fill_responsibility, gm_fill_update
-from mmlab.filter.imm import FilterOutput, FilterState, ImmParams, combine, initial_state, step
+from mmlab.filter.imm import FilterOutput, FilterState, ImmParams, changepoint_reset, combine, initial_state, step
 from mmlab.filter.ukf import FilterError
 from mmlab.types import Fill, MarketBelief, Observation, ParameterUpdates
 
@@ -29,6 +29,7 @@ __all__ = [
     "FilterState",
     "ImmParams",
     "PendingFill",
+    "changepoint_reset",
     "combine",
     "fill_responsibility",
     "gm_fill_update",

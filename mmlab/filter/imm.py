@@ -45,6 +45,30 @@ per judged fill); π̂ is the posterior mean and ``informed_fraction_std`` its s
 A fill's responsibility r = π̂ L / (π̂ L + 1 − π̂) is reported for diagnostics.
 An informed fraction sent by the evaluator (``ParameterUpdates.informed_fraction``)
 overrides the estimate in the updates and in the belief while the estimate keeps learning.
+
+Change points. The evaluator's ``ParameterUpdates.changepoint_prob`` p is the posterior
+probability that the regime changed within the last few seconds. A regime that has just changed
+is a fresh draw from the chain, and ln σ in the new regime j is a fresh draw from its stationary
+law N(m_j, s_σ²) (the level it reverts to and its stationary spread), independent of ln V and μ.
+So the prior of the step is the mixture "(1 − w) what we believed + w a fresh regime", with w the
+probability of a change not yet accounted for. Moment-matched, before the IMM mixing:
+
+    μ_j    ← (1 − w) μ_j + w p̄_j                          p̄ the stationary distribution
+    x_j,σ  ← (1 − w) x_j,σ + w m_j
+    P_j,σσ ← (1 − w) P_j,σσ + w s_σ² + w (1 − w) (x_j,σ − m_j)²
+    P_j,kσ ← (1 − w) P_j,kσ                                k = ln V, μ
+
+(the covariance of the two-component mixture, so it stays positive semi-definite; ln V and μ,
+the same in both components, keep their moments). w = 0 changes nothing, w = 1 resets the regime
+probabilities to p̄ and ln σ to its stationary law in every mode. The evaluator says "within the
+last few seconds", so the same change is reported on several consecutive cycles: only what is
+new since the last report is applied. With p_prev the previous report (held in the state) and the
+event "a change in the window" growing from one report to the next, P(new change | none before)
+= (p − p_prev) / (1 − p_prev), so
+
+    w = max(p − p_prev, 0) / (1 − p_prev)        (0 when p_prev = 1: that change was applied)
+
+A report that falls does not undo anything; the chain's own dynamics do that.
 """
 
 from __future__ import annotations
@@ -71,6 +95,7 @@ __all__ = [
     "initial_state",
     "step",
     "combine",
+    "changepoint_reset",
 ]
 
 REGIME_COUNT = len(Regime)
@@ -121,6 +146,9 @@ class ImmParams:
         a, how many judged fills the prior is worth.
     informed_fraction_horizon_s : float
         How long after a fill it is judged, seconds.
+    fair_value_evidence_weight : float
+        w in (0, 1]: the ln V observations' log-likelihood enters the mode probabilities times w
+        (see :class:`~mmlab.config.FilterConfig`).
     weights : MerweWeights
         Sigma-point weights.
     """
@@ -131,6 +159,7 @@ class ImmParams:
     informed_fraction_prior: float
     informed_fraction_prior_fills: float
     informed_fraction_horizon_s: float
+    fair_value_evidence_weight: float = 1.0
     weights: MerweWeights = DEFAULT_WEIGHTS
     stationary_probs: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
     informed_log_prior: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
@@ -150,6 +179,7 @@ class ImmParams:
             ("informed_fraction_prior", -1e-300, 1.0),
             ("informed_fraction_prior_fills", 0.0, math.inf),
             ("informed_fraction_horizon_s", 0.0, math.inf),
+            ("fair_value_evidence_weight", 0.0, 1.0 + 1e-12),
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and low < value < high):
@@ -197,6 +227,7 @@ class ImmParams:
             informed_fraction_prior=config.informed_fraction_prior,
             informed_fraction_prior_fills=config.informed_fraction_prior_fills,
             informed_fraction_horizon_s=config.informed_fraction_horizon_s,
+            fair_value_evidence_weight=config.fair_value_evidence_weight,
         )
 
     def transition_probs(self, dt_s: float) -> np.ndarray:
@@ -218,7 +249,9 @@ class FilterState:
 
     ``mode_means`` (3×3: regime × component), ``mode_covs`` (3×3×3) and ``mode_probs`` (3) are the
     mode-matched posteriors and the regime probabilities. ``informed_log_posterior`` is
-    ln p(π | fills) (up to a constant) on :data:`INFORMED_GRID`; ``fills_judged`` is n. ``informed_fraction_override`` is the evaluator's π when it sent one.
+    ln p(π | fills) (up to a constant) on :data:`INFORMED_GRID`; ``fills_judged`` is n.
+    ``informed_fraction_override`` is the evaluator's π when it sent one; ``changepoint_prob`` the
+    last change-point probability it sent (what has been applied already, see the module docstring).
     """
 
     ts_local: int
@@ -229,6 +262,7 @@ class FilterState:
     fills_judged: int = 0
     pending_fills: tuple[PendingFill, ...] = ()
     informed_fraction_override: float | None = None
+    changepoint_prob: float = 0.0
 
     @property
     def informed_fraction_estimate(self) -> float:
@@ -332,7 +366,9 @@ def step(
     params : ImmParams
         Model parameters.
     updates : ParameterUpdates or None
-        The evaluator's last output; its ``informed_fraction`` (when not None) becomes the override.
+        The evaluator's last output; its ``informed_fraction`` (when not None) becomes the override,
+        and its ``changepoint_prob`` mixes the belief with a fresh regime before the prediction
+        (module docstring, "Change points"). None changes nothing.
 
     Returns
     -------
@@ -346,12 +382,18 @@ def step(
         The input state is unchanged (it is immutable), so a caller can refuse the step.
     """
     override = state.informed_fraction_override if state is not None else None
-    if updates is not None and updates.informed_fraction is not None:
-        override = float(updates.informed_fraction)
-        if not 0.0 <= override < 1.0:
-            raise FilterError(f"ParameterUpdates.informed_fraction must be in [0, 1), got {override!r}")
+    changepoint = state.changepoint_prob if state is not None else 0.0
+    if updates is not None:
+        if updates.informed_fraction is not None:
+            override = float(updates.informed_fraction)
+            if not 0.0 <= override < 1.0:
+                raise FilterError(f"ParameterUpdates.informed_fraction must be in [0, 1), got {override!r}")
+        changepoint = float(updates.changepoint_prob)
+        if not 0.0 <= changepoint <= 1.0:
+            raise FilterError(f"ParameterUpdates.changepoint_prob must be in [0, 1], got {updates.changepoint_prob!r}")
 
     if state is None:
+        # the initial state is already the stationary mix: a change point adds nothing to it
         state = initial_state(ts_local, observations, params, override)
         if state is None:
             return None, None
@@ -360,9 +402,15 @@ def step(
         dt_s = (ts_local - state.ts_local) / _NS_PER_S
         if dt_s < 0.0:
             raise FilterError(f"filter time went backwards: ts_local {ts_local} < {state.ts_local}")
-        means, covs, predicted_probs = state.mode_means, state.mode_covs, state.mode_probs
+        means, covs, probs = state.mode_means, state.mode_covs, state.mode_probs
+        # w = max(p − p_prev, 0) / (1 − p_prev): the part of the reported change not yet applied
+        previous = state.changepoint_prob
+        weight = max(changepoint - previous, 0.0) / (1.0 - previous) if previous < 1.0 else 0.0
+        if weight > 0.0:
+            means, covs, probs = changepoint_reset(means, covs, probs, weight, params)
+        predicted_probs = probs
         if dt_s > 0.0:
-            means, covs, predicted_probs = _mix(means, covs, state.mode_probs, params.transition_probs(dt_s))
+            means, covs, predicted_probs = _mix(means, covs, probs, params.transition_probs(dt_s))
             means, covs = ukf_predict(means, covs, dt_s, params.process, params.weights)
 
     sources: tuple[str, ...] = ()
@@ -397,6 +445,7 @@ def step(
         fills_judged=state.fills_judged + len(responsibilities),
         pending_fills=pending,
         informed_fraction_override=override,
+        changepoint_prob=changepoint,
     )
     mean, cov = combine(new_state.mode_means, new_state.mode_covs, new_state.mode_probs)
     if not (abs(mean[0]) < _MAX_LOG and abs(mean[2]) < _MAX_LOG):
@@ -423,6 +472,34 @@ def step(
     return new_state, output
 
 
+def changepoint_reset(
+    means: np.ndarray, covs: np.ndarray, probs: np.ndarray, weight: float, params: ImmParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mix the belief with a fresh regime by ``weight`` w (module docstring, "Change points").
+
+    Returns new (mode means, mode covariances, mode probabilities); w = 0 returns them unchanged,
+    w = 1 the stationary regime probabilities and ln σ ~ N(m_j, s_σ²) in every mode j.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise FilterError(f"changepoint_reset: weight must be in [0, 1], got {weight!r}")
+    keep = 1.0 - weight
+    level = params.process.log_vol_mean
+    spread = np.broadcast_to(params.process.log_vol_std, (REGIME_COUNT,))
+    means, covs = means.copy(), covs.copy()
+    gap = means[:, 2] - level
+    # μ_j ← (1 − w) μ_j + w p̄_j
+    probs = keep * probs + weight * params.stationary_probs
+    # x_j,σ ← (1 − w) x_j,σ + w m_j
+    means[:, 2] = keep * means[:, 2] + weight * level
+    # P_j,σσ ← (1 − w) P_j,σσ + w s_σ² + w (1 − w)(x_j,σ − m_j)²
+    variance = keep * covs[:, 2, 2] + weight * spread**2 + weight * keep * gap**2
+    # P_j,kσ ← (1 − w) P_j,kσ for k ≠ σ: the fresh ln σ is independent of ln V and μ
+    covs[:, 2, :] *= keep
+    covs[:, :, 2] *= keep
+    covs[:, 2, 2] = variance
+    return means, covs, probs
+
+
 def _update(
     means: np.ndarray,
     covs: np.ndarray,
@@ -440,8 +517,12 @@ def _update(
     noise_var = np.fromiter((o.noise_var for o in observations), dtype=float, count=count)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         result = ukf_update(means, covs, z, noise_var, components, params.weights)
+        evidence = result.log_likelihood
+        weight = params.fair_value_evidence_weight
+        if weight < 1.0:
+            evidence = _tempered_log_likelihood(result, components, weight)
         # μ_j ∝ Λ_j c̄_j, in logs so that a likelihood of e^{-800} does not underflow to 0 / 0
-        log_probs = np.log(np.maximum(predicted_probs, _MIN_PROB)) + result.log_likelihood
+        log_probs = np.log(np.maximum(predicted_probs, _MIN_PROB)) + evidence
         log_probs -= log_probs.max()
         mode_probs = np.exp(log_probs)
         mode_probs /= mode_probs.sum()
@@ -451,6 +532,25 @@ def _update(
         innovation_var = predicted_probs @ (np.diagonal(result.innovation_cov, axis1=-2, axis2=-1) + (per_mode - innovation) ** 2)
     sources = tuple(o.source for o in observations)
     return result.x, result.P, mode_probs, result.log_likelihood, innovation, innovation_var, sources
+
+
+def _tempered_log_likelihood(result, components: np.ndarray, weight: float) -> np.ndarray:
+    """ln Λ_j with the ln V observations' part tempered: ln p(z_σ) + w ln p(z_V | z_σ).
+
+    The joint ln N(y; 0, S) is the marginal of the ln σ observations plus the conditional of the
+    ln V ones given them; only the conditional is multiplied by w.
+    """
+    vol = np.flatnonzero(components != 0)
+    if vol.size == 0:
+        return weight * result.log_likelihood
+    # ln N(y_σ; 0, S_σσ), the marginal of the ln σ observations
+    S = result.innovation_cov[..., vol[:, None], vol]
+    y = result.innovation[..., vol]
+    chol = np.linalg.cholesky(S)
+    solved = np.linalg.solve(S, y[..., None])[..., 0]
+    log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    marginal = -0.5 * (vol.size * math.log(2.0 * math.pi) + log_det + np.einsum("...i,...i->...", y, solved))
+    return marginal + weight * (result.log_likelihood - marginal)
 
 
 def _mix(

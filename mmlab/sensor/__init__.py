@@ -25,7 +25,15 @@ Realized volatility observes ln σ, once per window of N non-overlapping returns
 sampled at least one second apart. With N log-returns r_i over intervals Δt_i,
 ``Σ r_i² / Σ Δt_i ~ σ² · χ²_N / N``, hence ``E[ln(RV)] = 2 ln σ + ψ(N/2) + ln(2/N)`` and
 ``Var[ln(RV)] = ψ'(N/2)`` (ψ the digamma function), so ``z = ½ (ln RV − ψ(N/2) − ln(2/N))`` is
-unbiased for ln σ with ``R = ψ'(N/2)/4``.
+unbiased for ln σ with ``R = ψ'(N/2)/4``. Returns of a lagging, tick-rounded mid are neither
+independent nor Gaussian: a calibration replaces N by ν, the effective number of returns fitted
+from the spread of adjacent windows (:func:`~mmlab.sensor.calibration.fit_vol_observations`),
+and divides RV by the fitted variance ratio κ.
+
+The quoted spread widens with volatility. With a calibration whose spread link is fitted
+(``ln h = a + b ln σ + e``, Var(e) = s², h the half spread as a fraction of the mid), each
+realized-vol observation comes with one of the spread: ȳ the mean of ln h over the cycles of the
+same window, ``z = (ȳ − a)/b`` observes ln σ with ``R = s²/b²`` (source ``spread_vol``).
 
 Bad input
 ---------
@@ -60,14 +68,20 @@ class Sensor(Protocol):
         ...
 
 
-def realized_vol_observation(sum_sq_returns: float, sum_dt_s: float, n_returns: int) -> tuple[float, float]:
-    """Unbiased observation of ln σ from N squared log-returns, and its noise variance."""
-    # RV / σ² ~ χ²_N / N  =>  E[ln RV] = 2 ln σ + ψ(N/2) + ln(2/N)
+def realized_vol_observation(sum_sq_returns: float, sum_dt_s: float, n_returns: int, dof: float | None = None) -> tuple[float, float]:
+    """Unbiased observation of ln σ from N squared log-returns, and its noise variance.
+
+    ``dof`` is ν, the effective number of independent returns (fitted); N when omitted.
+    """
+    nu = float(n_returns) if dof is None else float(dof)
+    if not (math.isfinite(nu) and nu > 0.0):
+        raise ValueError(f"realized_vol_observation: dof must be finite and > 0, got {dof!r}")
+    # RV / σ² ~ χ²_ν / ν  =>  E[ln RV] = 2 ln σ + ψ(ν/2) + ln(2/ν)
     log_rv = math.log(sum_sq_returns / sum_dt_s)
-    bias = float(digamma(n_returns / 2.0)) + math.log(2.0 / n_returns)
+    bias = float(digamma(nu / 2.0)) + math.log(2.0 / nu)
     z = 0.5 * (log_rv - bias)
-    # Var[ln RV] = ψ'(N/2), and z = ½ ln RV
-    noise_var = float(polygamma(1, n_returns / 2.0)) / 4.0
+    # Var[ln RV] = ψ'(ν/2), and z = ½ ln RV
+    noise_var = float(polygamma(1, nu / 2.0)) / 4.0
     return z, noise_var
 
 
@@ -118,6 +132,9 @@ class MicrostructureSensor:
         self.dropped_features = 0
         self._returns: deque[tuple[float, float]] = deque(maxlen=self.config.vol_window_returns)
         self._last_vol_sample: tuple[int, float] | None = None
+        # Σ ln h and the count of cycles since the last vol observation (the spread observation)
+        self._spread_sum = 0.0
+        self._spread_count = 0
 
     def observe(self, update: VenueUpdate) -> tuple[Observation, ...]:
         for feature in self.features:
@@ -138,10 +155,32 @@ class MicrostructureSensor:
             observations = self._prior_layers(ts, book, log_mid, half_spread)
         else:
             observations = self._fitted_layers(ts, log_mid)
+        self._spread_sum += math.log(half_spread)
+        self._spread_count += 1
         vol = self._sample_vol(ts, log_mid, half_spread)
         if vol is not None:
             observations.append(vol)
+            spread = self._spread_observation(ts)
+            if spread is not None:
+                observations.append(spread)
         return tuple(observations)
+
+    def _spread_observation(self, ts: int) -> Observation | None:
+        """ln σ from the mean log half spread since the last vol observation (module docstring)."""
+        calibration = self.calibration
+        mean, count = self._spread_sum / max(self._spread_count, 1), self._spread_count
+        self._spread_sum, self._spread_count = 0.0, 0
+        if calibration is None or not calibration.spread_vol_slope > 0.0 or count == 0:
+            return None
+        slope = calibration.spread_vol_slope
+        # z = (ȳ − a)/b,  R = s²/b²
+        return Observation(
+            ts_local=ts,
+            component=StateComponent.LOG_VOL,
+            value=(mean - calibration.spread_vol_intercept) / slope,
+            noise_var=calibration.spread_vol_noise_var / (slope * slope),
+            source="spread_vol",
+        )
 
     def _prior_layers(self, ts: int, book: L2Book, log_mid: float, half_spread: float) -> list[Observation]:
         bid, ask = float(book.bid_px[0]), float(book.ask_px[0])
@@ -222,7 +261,9 @@ class MicrostructureSensor:
         floor = (self.config.vol_floor_bps_per_sqrt_s * 1e-4) ** 2 * sum_dt
         # a mid that lags V shows 1 s changes with κ σ² of variance, not σ² (fitted: realized_var_ratio)
         ratio = self.calibration.realized_var_ratio if self.calibration is not None else 1.0
-        z, noise_var = realized_vol_observation(max(sum_sq, floor) / ratio, sum_dt, n)
+        # ν, the effective number of returns, when the calibration fitted it
+        dof = self.calibration.realized_vol_dof if self.calibration is not None and self.calibration.realized_vol_dof > 0.0 else None
+        z, noise_var = realized_vol_observation(max(sum_sq, floor) / ratio, sum_dt, n, dof)
         return Observation(
             ts_local=ts, component=StateComponent.LOG_VOL, value=z, noise_var=noise_var, source="realized_vol"
         )

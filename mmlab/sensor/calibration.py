@@ -44,6 +44,7 @@ sampled on the quote grid (:func:`feature_frame`), normally over the first half 
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -61,6 +62,9 @@ __all__ = [
     "SensorCalibration",
     "feature_frame",
     "fit_sensor",
+    "fit_vol_observations",
+    "effective_dof",
+    "VolObservationFit",
     "decorrelate",
     "solve_lower",
     "replay_updates",
@@ -89,12 +93,14 @@ class FeatureFrame:
     """Features sampled on a time grid: ``ts_local`` (ns), ``log_mid`` and one column per feature.
 
     Rows without a usable book have ``log_mid`` NaN; a feature not yet defined is NaN.
+    ``log_half_spread`` is ln((ask − bid) / (2 mid)) per row (None when not recorded).
     """
 
     ts_local: np.ndarray
     log_mid: np.ndarray
     columns: dict[str, np.ndarray]
     interval_s: float
+    log_half_spread: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts_local.size)
@@ -109,6 +115,7 @@ class FeatureFrame:
             log_mid=self.log_mid[start:stop],
             columns={k: v[start:stop] for k, v in self.columns.items()},
             interval_s=self.interval_s,
+            log_half_spread=None if self.log_half_spread is None else self.log_half_spread[start:stop],
         )
 
     def halves(self) -> tuple["FeatureFrame", "FeatureFrame"]:
@@ -136,18 +143,20 @@ def feature_frame(
         raise ValueError(f"feature_frame: feature names must be unique and not {MID!r}, got {names}")
     if updates is None:
         updates = replay_updates(tape, interval_s)
-    ts, log_mid, values = [], [], [[] for _ in feats]
+    ts, log_mid, log_half_spread, values = [], [], [], [[] for _ in feats]
     for update in updates:
         for feature in feats:
             feature.update(update)
         ts.append(update.ts_local)
         book = update.book
-        mid = math.nan
+        mid = half = math.nan
         if book is not None and book.bid_px.size and book.ask_px.size:
             bid, ask = float(book.bid_px[0]), float(book.ask_px[0])
             if 0.0 < bid < ask < math.inf:
                 mid = 0.5 * (bid + ask)
+                half = 0.5 * (ask - bid) / mid
         log_mid.append(math.log(mid) if mid == mid else math.nan)
+        log_half_spread.append(math.log(half) if half == half else math.nan)
         for column, feature in zip(values, feats):
             column.append(feature.value)
     return FeatureFrame(
@@ -155,6 +164,7 @@ def feature_frame(
         log_mid=np.array(log_mid, dtype=np.float64),
         columns={name: np.array(column, dtype=np.float64) for name, column in zip(names, values)},
         interval_s=float(interval_s),
+        log_half_spread=np.array(log_half_spread, dtype=np.float64),
     )
 
 
@@ -182,6 +192,8 @@ def fit_sensor(
     validation_fraction: float = 0.3,
     clip_quantile: float = 0.001,
     min_dm_statistic: float = 0.5,
+    vol_window_returns: int = 10,
+    vol_floor_bps_per_sqrt_s: float = 0.05,
 ) -> SensorCalibration:
     """Fit coefficients and the noise covariance of the features in ``frame`` (module docstring).
 
@@ -219,6 +231,10 @@ def fit_sensor(
         Share of the fitting rows (the last ones) the selection is judged on.
     clip_quantile : float
         Tail quantile of the clipping bounds (0 disables clipping).
+    vol_window_returns, vol_floor_bps_per_sqrt_s : int, float
+        The sensor's realized-vol window and floor (:class:`~mmlab.config.SensorConfig`), for
+        :func:`fit_vol_observations`, which fits the realized-vol noise and the spread's link
+        to ln σ (stored in the calibration).
     min_dm_statistic : float
         Smallest Diebold–Mariano statistic for which a feature joins. 0.5 (one-sided 31 %): the
         validation block is short and its test weak; at 1.96 no feature joined on the
@@ -267,6 +283,12 @@ def fit_sensor(
     changes = (_ahead(log_mid, one_second) - log_mid)[np.isfinite(log_mid)]
     changes = changes[np.isfinite(changes)]
     ratio = float(np.var(changes)) / (fit.sigma2_per_step * one_second) if changes.size > min_samples else 1.0
+    ratio = ratio if ratio > 0.0 else 1.0
+    # w = (1 − ρ)/(1 + ρ), ρ the one-row autocorrelation of e = ln mid − its centred mean over ± H
+    evidence_weight = _evidence_weight(log_mid, steps[0])
+    vol = fit_vol_observations(frame, realized_var_ratio=ratio, window_returns=vol_window_returns, vol_floor_bps_per_sqrt_s=vol_floor_bps_per_sqrt_s)
+    if vol.why_no_spread:
+        dropped.append(("spread_vol", vol.why_no_spread))
     ts = frame.ts_local
     return SensorCalibration(
         names=(MID, *names),
@@ -280,7 +302,12 @@ def fit_sensor(
         fitted_to_ns=int(ts[-1]) if ts.size else 0,
         bounds=((0.0, 0.0), *(bounds[name] for name in names)),
         dropped=tuple(dropped),
-        realized_var_ratio=ratio if ratio > 0.0 else 1.0,
+        realized_var_ratio=ratio,
+        fair_value_evidence_weight=evidence_weight,
+        realized_vol_dof=vol.dof,
+        spread_vol_intercept=vol.spread_intercept,
+        spread_vol_slope=vol.spread_slope,
+        spread_vol_noise_var=vol.spread_noise_var,
     )
 
 
@@ -440,6 +467,26 @@ def _fit_layers(
     return _LayerFit(coefs=b, cov=cov, sigma2_per_step=sigma2_per_step, mid_noise_var=float(mid_noise_var), samples=n)
 
 
+def _evidence_weight(log_mid: np.ndarray, horizon: int) -> float:
+    """(1 − ρ)/(1 + ρ): the share of independent evidence in n cycles of an AR(1) error.
+
+    The mid's error is taken as ``e = ln mid − m``, m the mean of ln mid over the 2H + 1 rows
+    centred on each row (a fair-value proxy that knows the future; the rows near a gap are
+    left out); ρ is e's autocorrelation between consecutive rows (clipped to [0, 0.999]).
+    """
+    window = 2 * horizon + 1
+    finite = np.isfinite(log_mid)
+    if finite.sum() <= 2 * window:
+        return 1.0
+    values = np.where(finite, log_mid, 0.0)
+    sums = np.convolve(values, np.ones(window), mode="same")
+    counts = np.convolve(finite.astype(float), np.ones(window), mode="same")
+    ok = finite & (counts == window)
+    error = np.where(ok, log_mid - sums / np.maximum(counts, 1.0), 0.0)
+    rho = _lag_one_autocorrelation(error, ok)
+    return float(max((1.0 - rho) / (1.0 + rho), 1e-4))
+
+
 def _lag_one_autocorrelation(x: np.ndarray, ok: np.ndarray) -> float:
     """Autocorrelation of ``x`` between consecutive rows that are both usable, clipped to [0, 0.999]."""
     both = ok[1:] & ok[:-1]
@@ -481,3 +528,134 @@ def solve_lower(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     for i in range(n):
         out[i] = (rhs[i] - lower[i, :i] @ out[:i]) / lower[i, i]
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class VolObservationFit:
+    """The fitted realized-vol and spread observations of ln σ (:func:`fit_vol_observations`)."""
+
+    dof: float
+    noise_var: float
+    spread_intercept: float
+    spread_slope: float
+    spread_noise_var: float
+    windows: int
+    pairs: int
+    why_no_spread: str = ""
+
+
+def effective_dof(noise_var: float) -> float:
+    """ν with ψ'(ν/2)/4 = ``noise_var``: the χ²_ν whose log has the observed variance."""
+    from scipy.optimize import brentq
+    from scipy.special import polygamma
+
+    # ψ' falls from +∞ to 0 as ν grows, so the root is unique
+    def gap(log_dof: float) -> float:
+        return float(polygamma(1, 0.5 * math.exp(log_dof))) / 4.0 - noise_var
+
+    low, high = math.log(0.05), math.log(1e6)
+    if gap(high) >= 0.0:
+        return math.exp(high)
+    if gap(low) <= 0.0:
+        return math.exp(low)
+    return math.exp(brentq(gap, low, high, xtol=1e-10))
+
+
+def fit_vol_observations(
+    frame: FeatureFrame,
+    *,
+    realized_var_ratio: float,
+    window_returns: int = 10,
+    vol_floor_bps_per_sqrt_s: float = 0.05,
+    min_windows: int = 20,
+) -> VolObservationFit:
+    """Fit the noise of the realized-vol observation and the spread's link to ln σ from ``frame``.
+
+    The sensor's realized vol is rebuilt on the frame: the mid every second, windows of
+    ``window_returns`` (N) returns, ``x_k = ½ ln(RV_k / κ)``; ``y_k`` is the mean log half spread
+    over the window's rows.
+
+    **Realized-vol noise.** Returns of a mid that lags V, or moves by ticks and jumps, are
+    neither independent nor Gaussian, so ψ'(N/2)/4 (independent Gaussian returns) misstates the
+    noise. Adjacent windows see almost the same σ, so ``x_k − x_{k−1}`` is the difference of two
+    independent errors: ``R = ½ mean((x_k − x_{k−1})²)`` over adjacent pairs whose mean log
+    spread moved by no more than the median absolute move (pairs across a change of regime,
+    where σ moves too, are left out). ν, the effective number of returns, solves
+    ψ'(ν/2)/4 = R, and the unbiased observation is ``z = ½ (ln(RV/κ) − ψ(ν/2) − ln(2/ν))``
+    (RV/(κσ²) ~ χ²_ν/ν, Satterthwaite's approximation).
+
+    **Spread.** The quoted spread widens with volatility, and the mean log half spread y of a
+    window is measured almost without error, so ln σ is regressed on it: with ``x̃_k`` the unbiased
+    realized-vol observation, whose noise (R) is independent of y, least squares of x̃ on y
+
+        x̃ = c + d y + u,   Var(u) = Var(ln σ − c − d y) + R
+
+    is unbiased for the best linear prediction of ln σ from the spread (noise in the dependent
+    variable does not bias a slope; regressing y on x̃ would shrink it by Var(ln σ)/Var(x̃)). The
+    sensor observes ln σ as ``c + d y`` with variance ``s² = Var(u) − R`` (floored at a tenth of
+    Var(u): R is itself estimated). The calibration stores it as the link
+    ``y = a + b ln σ`` with ``b = 1/d``, ``a = −c/d`` and noise ``s² b²``. No spread observation
+    (slope 0) when the spread does not vary, d ≤ 0, or the regression is not significant
+    (t < 2, t = r √((n − 2)/(1 − r²)), r the correlation of x̃ and y).
+    """
+    from scipy.special import digamma, polygamma
+
+    check_field("fit_vol_observations", "realized_var_ratio", realized_var_ratio, gt=0.0)
+    if not isinstance(window_returns, int) or window_returns < 2:
+        raise ValueError(f"fit_vol_observations: window_returns must be an integer >= 2, got {window_returns!r}")
+    step = max(1, round(1.0 / frame.interval_s))
+    rows = np.arange(0, len(frame), step)
+    log_mid = frame.log_mid[rows]
+    spread = frame.log_half_spread if frame.log_half_spread is not None else np.full(len(frame), np.nan)
+    returns = np.diff(log_mid)
+    dt_s = step * frame.interval_s
+    count = returns.size // window_returns
+    default_var = float(polygamma(1, window_returns / 2.0)) / 4.0
+    if count < min_windows:
+        return VolObservationFit(float(window_returns), default_var, 0.0, 0.0, 0.0, count, 0, f"{count} vol windows (need {min_windows})")
+    blocks = returns[: count * window_returns].reshape(count, window_returns)
+    floor = (vol_floor_bps_per_sqrt_s * 1e-4) ** 2 * window_returns * dt_s
+    sum_sq = np.maximum(np.sum(blocks * blocks, axis=1), floor)
+    # x_k = ½ ln(RV_k / κ), RV the variance per second
+    x = 0.5 * np.log(sum_sq / (window_returns * dt_s) / realized_var_ratio)
+    # the spread over a window: the rows from its first return's start to its last return's end
+    edges = rows[np.arange(count + 1) * window_returns]
+    y = np.array([np.nanmean(spread[edges[k] : edges[k + 1]]) if np.any(np.isfinite(spread[edges[k] : edges[k + 1]])) else np.nan for k in range(count)])
+    ok = np.isfinite(x)
+    # R = ½ mean((x_k − x_{k−1})²) over adjacent windows with a steady spread
+    dx = np.diff(x)
+    pair_ok = ok[1:] & ok[:-1]
+    dy = np.abs(np.diff(y))
+    if np.any(np.isfinite(dy) & pair_ok):
+        steady = np.isfinite(dy) & (dy <= np.nanmedian(dy[pair_ok]))
+        pair_ok &= steady
+    pairs = int(pair_ok.sum())
+    if pairs < min_windows // 2:
+        return VolObservationFit(float(window_returns), default_var, 0.0, 0.0, 0.0, count, pairs, f"{pairs} steady window pairs")
+    noise_var = 0.5 * float(np.mean(dx[pair_ok] ** 2))
+    dof = effective_dof(noise_var)
+    # x̃ = x − ½ (ψ(ν/2) + ln(2/ν)): unbiased for ln σ
+    unbiased = x - 0.5 * (float(digamma(dof / 2.0)) + math.log(2.0 / dof))
+    both = ok & np.isfinite(y)
+    n = int(both.sum())
+    fit = VolObservationFit(dof, noise_var, 0.0, 0.0, 0.0, count, pairs)
+    if n < min_windows:
+        return dataclasses.replace(fit, why_no_spread=f"{n} windows with a spread")
+    xs, ys = unbiased[both], y[both]
+    var_x, var_y = float(np.var(xs)), float(np.var(ys))
+    if not (var_y > 0.0 and var_x > 0.0):
+        return dataclasses.replace(fit, why_no_spread=f"no variation to fit (Var(x̃) {var_x:.3g}, Var(y) {var_y:.3g})")
+    cov_xy = float(np.mean((xs - xs.mean()) * (ys - ys.mean())))
+    r = cov_xy / math.sqrt(var_x * var_y)
+    t = r * math.sqrt((n - 2) / max(1.0 - r * r, 1e-12))
+    # d = Cov(x̃, y) / Var(y),  c = mean(x̃) − d mean(y)
+    d = cov_xy / var_y
+    c = float(xs.mean()) - d * float(ys.mean())
+    residual = float(np.var(xs - c - d * ys))
+    if not (t >= 2.0 and d > 0.0):
+        return dataclasses.replace(fit, why_no_spread=f"spread not a usable vol signal (t {t:.2f}, d {d:.3g})")
+    # s² = Var(u) − R, the part of ln σ the spread does not predict
+    noise = max(residual - noise_var, 0.1 * residual)
+    slope = 1.0 / d
+    # y = a + b ln σ + e with b = 1/d, a = −c/d, Var(e) = s² b²: ln σ = (y − a)/b has variance s²
+    return dataclasses.replace(fit, spread_intercept=float(-c * slope), spread_slope=float(slope), spread_noise_var=float(noise * slope * slope))

@@ -184,8 +184,11 @@ def consistent_runs(regime_markets) -> dict[int, FilterRun]:
     return {seed: run_filter(consistent_stream(market, seed)) for seed, market in regime_markets.items()}
 
 
-#: the sensor is fitted on another market of the same kind (seed 99), as a user fits on yesterday
-CALIBRATION_SEED = 99
+#: the sensor is fitted on another market of the same kind, as a user fits on yesterday: an hour
+#: (seed 100) whose regime shares, 77 / 20 / 4 %, are the chain's stationary ones. The spread's
+#: link to the vol cannot be learnt from data without a crisis (seed 99's 20 minutes have none).
+CALIBRATION_SEED = 100
+CALIBRATION_MINUTES = 60.0
 CALIBRATION_FEATURES = ("micro_l1", "micro_depth5", "bim_5", "ofi_5_1s", "bpg_10")
 
 
@@ -194,8 +197,10 @@ def sensor_runs(regime_markets) -> dict[int, FilterRun]:
     """The default filter over the fitted sensor's observations of each regime market."""
     from mmlab.calibrate.belief import calibrate_sensor
 
-    calibration = calibrate_sensor(generate(SynthConfig(minutes=MINUTES, seed=CALIBRATION_SEED)).tape, features=CALIBRATION_FEATURES)
-    return {seed: run_filter(sensor_stream(market, calibration=calibration)) for seed, market in regime_markets.items()}
+    calibration = calibrate_sensor(generate(SynthConfig(minutes=CALIBRATION_MINUTES, seed=CALIBRATION_SEED)).tape, features=CALIBRATION_FEATURES)
+    # the filter tempers the layers' regime evidence by their fitted persistence (FilterConfig)
+    config = FilterConfig(fair_value_evidence_weight=calibration.fair_value_evidence_weight)
+    return {seed: run_filter(sensor_stream(market, calibration=calibration), config) for seed, market in regime_markets.items()}
 
 
 @pytest.fixture(scope="session")

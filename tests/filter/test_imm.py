@@ -11,7 +11,7 @@ from scipy.linalg import expm
 from scipy.stats import truncnorm
 
 from mmlab.config import ConfigError, FilterConfig
-from mmlab.filter import FilterError, ImmParams, LatentStateFilter, step
+from mmlab.filter import FilterError, ImmParams, LatentStateFilter, changepoint_reset, step
 from mmlab.filter.imm import REGIME_COUNT, regime_generator
 from mmlab.filter.ukf import ProcessParams, ukf_predict, ukf_update
 from mmlab.testing import T0_NS
@@ -249,3 +249,103 @@ def test_no_belief_before_a_fair_value_observation():
     assert filt.step(T0_NS, (_observation(T0_NS, 0.0, component=StateComponent.DRIFT),), ()) is None
     assert filt.step(T0_NS, (), (_fill(T0_NS, Side.SELL, 100.0),)) is None
     assert not filt.initialised
+
+
+# -- change points from the evaluator ------------------------------------------------------------
+
+
+def _settled_filter(seconds: float = 120.0, sigma: float = 4e-4) -> tuple[LatentStateFilter, int]:
+    """A filter that has watched a crisis-like market for ``seconds``: far from the stationary mix."""
+    rng = np.random.default_rng(3)
+    filt = LatentStateFilter()
+    ts, log_value = T0_NS, math.log(100.0)
+    for _ in range(int(seconds * 10)):
+        ts += 100_000_000
+        log_value += sigma * math.sqrt(0.1) * rng.normal()
+        filt.step(ts, (_observation(ts, log_value + 0.3e-4 * rng.normal(), noise_var=(0.3e-4) ** 2),), ())
+    return filt, ts
+
+
+def _changepoint(ts: int, prob: float) -> ParameterUpdates:
+    return ParameterUpdates(ts_local=ts, fills_marked=0, changepoint_prob=prob)
+
+
+def test_no_updates_or_a_zero_changepoint_probability_changes_nothing():
+    filt, ts = _settled_filter(30.0)
+    state = filt.state
+    ts += 100_000_000
+    batch = (_observation(ts, float(state.mode_means[0, 0])),)
+    without, _ = step(state, ts, batch, (), PARAMS, None)
+    zero, _ = step(state, ts, batch, (), PARAMS, _changepoint(ts, 0.0))
+    for name in ("mode_means", "mode_covs", "mode_probs"):
+        np.testing.assert_array_equal(getattr(without, name), getattr(zero, name))
+
+
+def test_a_certain_change_point_resets_the_regimes_to_the_stationary_mix():
+    filt, ts = _settled_filter()
+    state = filt.state
+    assert int(np.argmax(state.mode_probs)) == Regime.CRISIS
+    means, covs, probs = changepoint_reset(state.mode_means, state.mode_covs, state.mode_probs, 1.0, PARAMS)
+    np.testing.assert_allclose(probs, PARAMS.stationary_probs, atol=1e-15)
+    # ln σ in mode j: its stationary law N(m_j, s_σ²), independent of ln V and μ
+    np.testing.assert_allclose(means[:, 2], PARAMS.process.log_vol_mean, atol=1e-15)
+    np.testing.assert_allclose(covs[:, 2, 2], np.broadcast_to(PARAMS.process.log_vol_std**2, (3,)), rtol=1e-12)
+    np.testing.assert_array_equal(covs[:, 2, :2], 0.0)
+    # ln V and μ keep their moments
+    np.testing.assert_array_equal(means[:, :2], state.mode_means[:, :2])
+    np.testing.assert_array_equal(covs[:, :2, :2], state.mode_covs[:, :2, :2])
+    # through the step (no observation, no elapsed time): the belief is the stationary mix
+    new_state, output = step(state, state.ts_local, (), (), PARAMS, _changepoint(state.ts_local, 1.0))
+    np.testing.assert_allclose(output.belief.regime_probs, PARAMS.stationary_probs, atol=1e-15)
+    assert new_state.changepoint_prob == 1.0
+
+
+@given(weight=st.floats(0.0, 1.0))
+def test_a_partial_change_point_is_the_moment_matched_mixture(weight):
+    """w of a fresh regime: probabilities, ln σ mean and variance are those of the two-part mixture."""
+    filt, _ = _SETTLED
+    state = filt.state
+    means, covs, probs = changepoint_reset(state.mode_means, state.mode_covs, state.mode_probs, weight, PARAMS)
+    np.testing.assert_allclose(probs, (1 - weight) * state.mode_probs + weight * PARAMS.stationary_probs, atol=1e-15)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-14)
+    # Monte Carlo-free check of the mixture's moments per mode: E and Var of ln σ under
+    # (1 − w) N(x, P) + w N(m, s²)
+    x, p = state.mode_means[:, 2], state.mode_covs[:, 2, 2]
+    m, s2 = PARAMS.process.log_vol_mean, PARAMS.process.log_vol_std**2
+    mean = (1 - weight) * x + weight * m
+    second = (1 - weight) * (p + x**2) + weight * (s2 + m**2)
+    np.testing.assert_allclose(means[:, 2], mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(covs[:, 2, 2], second - mean**2, rtol=1e-9, atol=1e-15)
+    # the result is a covariance: positive definite in every mode
+    assert np.all(np.linalg.eigvalsh(covs) > 0.0)
+    # the ln σ variance grows by w (1 − w)(x − m)² beyond the weighted mean of the two variances
+    assert np.all(covs[:, 2, 2] >= (1 - weight) * p + weight * s2 - 1e-15)
+
+
+_SETTLED = _settled_filter(60.0)
+
+
+def test_a_change_point_reported_on_consecutive_cycles_is_applied_once():
+    filt, ts = _settled_filter()
+    state = filt.state
+    first, _ = step(state, ts, (), (), PARAMS, _changepoint(ts, 0.6))
+    np.testing.assert_allclose(first.mode_probs, 0.4 * state.mode_probs + 0.6 * PARAMS.stationary_probs, atol=1e-15)
+    # the same report again: nothing new; a report of 0.8: only (0.8 − 0.6) / (1 − 0.6) = 0.5 more
+    again, _ = step(first, ts, (), (), PARAMS, _changepoint(ts, 0.6))
+    np.testing.assert_array_equal(again.mode_probs, first.mode_probs)
+    more, _ = step(first, ts, (), (), PARAMS, _changepoint(ts, 0.8))
+    np.testing.assert_allclose(more.mode_probs, 0.5 * first.mode_probs + 0.5 * PARAMS.stationary_probs, atol=1e-15)
+    # the class holds the last report between cycles as the pure step does
+    filt.step(ts, (), (), _changepoint(ts, 0.6))
+    np.testing.assert_array_equal(filt.state.mode_probs, first.mode_probs)
+    filt.step(ts, (), (), None)
+    np.testing.assert_array_equal(filt.state.mode_probs, first.mode_probs)
+
+
+def test_a_changepoint_probability_outside_0_1_is_refused():
+    filt, ts = _settled_filter(5.0)
+    before = filt.state
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(FilterError, match="ParameterUpdates.changepoint_prob"):
+            filt.step(ts, (), (), _changepoint(ts, bad))
+    assert filt.state is before

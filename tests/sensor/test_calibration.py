@@ -160,3 +160,46 @@ def test_features_are_clipped_to_the_range_they_were_fitted_on():
     assert observed[10 * high] == observed[high]
     with pytest.raises(ValueError, match="bounds"):
         SensorCalibration(names=(MID, "a"), coefs=(0.0, 1.0), noise_cov=((1.0, 0.0), (0.0, 1.0)), bounds=((0.0, 0.0), (1.0, -1.0)))
+
+
+def _switching_vol_frame(seed: int = 3, minutes: float = 60.0):
+    """A mid that diffuses with σ switching between 1 and 3 bps/√s every 120 s; the half spread
+    follows ln h = −4 + 0.55 ln σ plus noise of std 0.05 (fixed within each 10 s window)."""
+    from mmlab.sensor.calibration import FeatureFrame
+
+    rng = np.random.default_rng(seed)
+    dt, n = 0.1, int(minutes * 600)
+    t = np.arange(n) * dt
+    sigma = np.where((t // 120) % 2 == 0, 1e-4, 3e-4)
+    log_mid = np.log(100.0) + np.cumsum(sigma * math.sqrt(dt) * rng.normal(size=n))
+    window_noise = np.repeat(0.05 * rng.normal(size=n // 100 + 1), 100)[:n]
+    log_half_spread = -4.0 + 0.55 * np.log(sigma) + window_noise
+    ts = T0_NS + (t * 1e9).astype(np.int64)
+    return FeatureFrame(ts_local=ts, log_mid=log_mid, columns={}, interval_s=dt, log_half_spread=log_half_spread)
+
+
+def test_vol_observations_fit_the_return_noise_and_the_spread_link():
+    from mmlab.sensor.calibration import fit_vol_observations
+
+    frame = _switching_vol_frame()
+    fit = fit_vol_observations(frame, realized_var_ratio=1.0)
+    # independent Gaussian returns: ν near N = 10 (R = ψ'(ν/2)/4 within sampling error)
+    assert 7.0 < fit.dof < 14.0, fit
+    assert fit.spread_slope == pytest.approx(0.55, rel=0.15), fit
+    assert fit.spread_intercept == pytest.approx(-4.0, abs=0.15 * 0.55 * 9.2), fit
+    # s² is the spread's own noise, 0.05²: within a factor of 2 (the realized-vol noise is subtracted)
+    assert 0.5 * 0.0025 < fit.spread_noise_var < 2.0 * 0.0025, fit
+    # a spread that never varies carries no vol information: no spread observation
+    flat = FeatureFrame(frame.ts_local, frame.log_mid, {}, 0.1, np.full(len(frame), -9.0))
+    none = fit_vol_observations(flat, realized_var_ratio=1.0)
+    assert none.spread_slope == 0.0 and "no variation" in none.why_no_spread
+
+
+def test_fit_sensor_stores_the_vol_fits_and_they_round_trip():
+    frame = _switching_vol_frame(minutes=30.0)
+    cal = fit_sensor(frame, select=False)
+    assert cal.spread_vol_slope > 0.0 and cal.realized_vol_dof > 0.0
+    assert 0.0 < cal.fair_value_evidence_weight <= 1.0
+    assert SensorCalibration.from_dict(cal.to_dict()) == cal
+    with pytest.raises(Exception, match="spread_vol_noise_var"):
+        SensorCalibration(spread_vol_slope=0.5, spread_vol_noise_var=0.0)
