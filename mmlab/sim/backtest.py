@@ -65,6 +65,8 @@ class BacktestSummary:
     final_position: float
     orders_placed: int
     cancels_sent: int
+    modifies_sent: int
+    takes_sent: int
     rejections: int
     markout_1s_bps: float
     markout_5s_bps: float
@@ -287,6 +289,8 @@ def run_backtest(
         final_position=position,
         orders_placed=venue.orders_placed,
         cancels_sent=cancels_sent,
+        modifies_sent=venue.modifies_sent,
+        takes_sent=venue.takes_sent,
         rejections=venue.rejections,
         **{
             f"markout_{h:g}s_bps": _size_weighted_mean(fills[f"markout_{h:g}s_bps"], fills["size"])

@@ -6,8 +6,10 @@ queues, money); the tests replay real tapes through both and require identical f
 failed cancels, funding payments and cash. It is what ``SimConfig.engine = "compiled"`` (the
 default) builds, and what :func:`~mmlab.sim.backtest.run_backtest` uses.
 :func:`run_fixed_spread` runs the whole replay, quote cycles included, inside compiled code with
-the rule of :class:`~mmlab.sim.baselines.FixedSpreadQuoter` (same grid rounding, reprice tolerance
-and exposure cap, the same fills), as hftbacktest runs numba strategies.
+the rule of :class:`~mmlab.sim.baselines.FixedSpreadQuoter` (same grid rounding, the executor's
+reconcile with its MODIFYs and its exposure cap, the same fills), as hftbacktest runs numba
+strategies. MODIFY and TAKE actions follow the reference's rules (its module docstring), the
+TAKE's fills coming back with its answer through a take-fills buffer.
 
 Layout (after hftbacktest's ``HashMapMarketDepth``/ROI-vector depth and its order arrays)
 -----------------------------------------------------------------------------------------
@@ -24,10 +26,14 @@ Layout (after hftbacktest's ``HashMapMarketDepth``/ROI-vector depth and its orde
 - Two books: the exchange's (rows as the exchange processes them) and ours (rows as the feed
   delivers them).
 - Our orders live in fixed-capacity slot arrays indexed by ``order_id & (capacity − 1)``; the
-  resting and the known (strategy view) orders are kept as lists of ids in id order, which is
-  arrival and submission order. Actions in flight are a ring buffer in submission order; fills
-  and funding payments waiting for their row's local time are an effects buffer. Python doubles
-  any of them when full (:class:`_Capacity`), so no fixed limit is reached.
+  resting orders are kept as a list of ids in arrival order (a MODIFY that lands moves its order
+  to the end), the known (strategy view) orders as a list of ids in id order, which is
+  submission order. Actions in flight are a ring buffer in submission order; an entry stays until
+  its answer is delivered, so a MODIFY's entry also holds the strategy's view of the version it
+  replaces (listed in ``pending_cancels`` meanwhile). Fills and funding payments waiting for
+  their row's local time are an effects buffer; a TAKE's fills, which wait for its answer, a
+  take-fills buffer. Python doubles any of them when full (:class:`_Capacity`), so no fixed limit
+  is reached.
 - Random latencies are drawn in Python, from the same samplers and in the same order as the
   reference, and enter the compiled code as arrival times (or, for :func:`run_fixed_spread`, as
   blocks of pre-drawn values).
@@ -87,15 +93,17 @@ BK_BEST_BID, BK_BEST_ASK, BK_LO_BID, BK_HI_BID, BK_LO_ASK, BK_HI_ASK = 0, 1, 2, 
 _BK_SIZE = 6
 
 # order flags
-OF_IN_FLIGHT = 1  # PLACE not yet at the exchange
+OF_IN_FLIGHT = 1  # PLACE or TAKE not yet at the exchange
 OF_RESTING = 2  # in the exchange's book
 OF_KNOWN = 4  # in the strategy's view (open order or pending cancel)
 OF_CANCEL_SENT = 8
 OF_BEFORE = 16  # has a size before the last BOOK_CLEAR
 
-# actions and answers
-AK_PLACE, AK_CANCEL = 0, 1
-ANS_RESTED, ANS_REJECTED, ANS_CANCELLED, ANS_CANCEL_FAILED = 0, 1, 2, 3
+# actions and answers (mmlab.sim.venue's codes)
+AK_PLACE, AK_CANCEL, AK_MODIFY, AK_TAKE = 0, 1, 2, 3
+ANS_RESTED, ANS_REJECTED, ANS_CANCELLED, ANS_CANCEL_FAILED, ANS_MODIFIED, ANS_TAKEN = 0, 1, 2, 3, 4, 5
+
+_ACTION_CODES = {ActionKind.PLACE: AK_PLACE, ActionKind.CANCEL: AK_CANCEL, ActionKind.MODIFY: AK_MODIFY, ActionKind.TAKE: AK_TAKE}
 
 # effects
 EF_FILL, EF_FUNDING = 0, 1
@@ -128,19 +136,36 @@ EF_FILL, EF_FUNDING = 0, 1
     S_CYCLE,  # run_fixed_spread: next cycle
     S_DRAW_ORDER,  # run_fixed_spread: next pre-drawn latency
     S_DRAW_RESPONSE,
-) = range(26)
-_S_SIZE = 26
+    S_T_DELIVER,  # next take fill to deliver
+    S_T_TAIL,
+    S_MODIFIES,
+    S_TAKES,
+) = range(30)
+_S_SIZE = 30
 
 # float state
-(F_POSITION, F_CASH, F_FEES, F_FUNDING, F_VOLUME, F_X_POSITION, F_FUNDING_RATE, F_MARK, F_MAKER_FRAC, F_QM_N) = range(10)
-_F_SIZE = 10
+(
+    F_POSITION,
+    F_CASH,
+    F_FEES,
+    F_FUNDING,
+    F_VOLUME,
+    F_X_POSITION,
+    F_FUNDING_RATE,
+    F_MARK,
+    F_MAKER_FRAC,
+    F_QM_N,
+    F_TAKER_FRAC,
+) = range(11)
+_F_SIZE = 11
 
 # statuses of the compiled entry points
-ST_OK, ST_EFFECTS_FULL, ST_ORDERS_FULL, ST_ACTIONS_FULL, ST_DRAWS_EMPTY = 0, 1, 2, 3, 4
+ST_OK, ST_EFFECTS_FULL, ST_ORDERS_FULL, ST_ACTIONS_FULL, ST_DRAWS_EMPTY, ST_TAKES_FULL = 0, 1, 2, 3, 4, 5
 
 
 class _TapeArrays(NamedTuple):
     ts_local: np.ndarray  # int64
+    ts_exch: np.ndarray  # int64
     exchange_ns: np.ndarray  # int64, E_r
     kind: np.ndarray  # int64
     side: np.ndarray  # int64
@@ -165,10 +190,13 @@ class _Orders(NamedTuple):
     side: np.ndarray  # int64
     level: np.ndarray  # int64
     flags: np.ndarray  # int64
-    ts_sent: np.ndarray  # int64
-    price: np.ndarray
-    size: np.ndarray
+    ts_sent: np.ndarray  # int64, of the version the strategy sees
+    version: np.ndarray  # int64, MODIFYs the exchange applied
+    view_version: np.ndarray  # int64, MODIFYs sent
+    price: np.ndarray  # at the exchange
+    size: np.ndarray  # at the exchange
     remaining: np.ndarray  # at the exchange
+    view_price: np.ndarray  # as the strategy knows it
     view_size: np.ndarray  # as the strategy knows it
     queue: np.ndarray
     traded: np.ndarray
@@ -184,6 +212,13 @@ class _Actions(NamedTuple):
     arrival: np.ndarray
     answer: np.ndarray
     result: np.ndarray
+    level: np.ndarray  # MODIFY: the new price's level
+    version: np.ndarray  # MODIFY: the version it replaces in the strategy's view, −1 if unknown
+    old_ts: np.ndarray  # MODIFY: that version's ts_local_sent
+    price: np.ndarray  # MODIFY: new price
+    size: np.ndarray  # MODIFY: new size
+    old_price: np.ndarray  # MODIFY: the replaced version's price
+    old_size: np.ndarray  # MODIFY: the replaced version's remaining size as the strategy knows it
 
 
 class _Effects(NamedTuple):
@@ -195,6 +230,18 @@ class _Effects(NamedTuple):
     size: np.ndarray  # fill size or funding position
     fee: np.ndarray  # fill fee or funding rate
     value: np.ndarray  # remaining size after the fill, or the funding payment
+    version: np.ndarray  # int64, the filled order's version at the exchange
+
+
+class _TakeFills(NamedTuple):
+    action: np.ndarray  # int64, the TAKE's action counter
+    order_id: np.ndarray  # int64
+    side: np.ndarray  # int64
+    ts_exch: np.ndarray  # int64
+    ts_local: np.ndarray  # int64, the answer's arrival D
+    price: np.ndarray
+    size: np.ndarray
+    fee: np.ndarray
 
 
 # -- the book ------------------------------------------------------------------------------------
@@ -404,6 +451,7 @@ def _fill(T, O, Ef, S, F, slot, fill_size, row):
     Ef.size[e] = fill_size
     Ef.fee[e] = fee_usd
     Ef.value[e] = remaining
+    Ef.version[e] = O.version[slot]
     S[S_E_TAIL] = e + 1
 
 
@@ -512,6 +560,7 @@ def _pay_funding(T, Ef, S, F, row):
     Ef.fee[e] = rate
     # a long pays a positive rate: payment = −position · mark · rate
     Ef.value[e] = -position * mark * rate
+    Ef.version[e] = 0
     S[S_E_TAIL] = e + 1
 
 
@@ -531,42 +580,150 @@ def _book_row_at_our_level(T, B, O, S, F, row):
             O.traded[slot] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _crosses(T, B, side, price):
+    """Post-only: a bid at or above the best ask (ask at or below the best bid) would take."""
+    if side == 1:
+        best = B.x_state[BK_BEST_ASK]
+        return best >= 0 and price >= T.level_price[best]
+    best = B.x_state[BK_BEST_BID]
+    return best >= 0 and price <= T.level_price[best]
+
+
 @njit(cache=True)
-def _arrive(T, B, O, Ac, S, a):
-    """Process action ``a`` (a ring index) at the exchange and record its answer."""
+def _rest(B, O, S, slot):
+    """Join the queue at the order's price behind everything displayed there (end of the list)."""
+    O.queue[slot] = _size_at(B.x_bid, B.x_ask, O.side[slot], O.level[slot])
+    O.flags[slot] |= OF_RESTING
+    O.resting[S[S_REST_N]] = O.order_id[slot]
+    S[S_REST_N] += 1
+
+
+@njit(cache=True)
+def _take_room(B, O, Ac, Tk, S, a):
+    """False when action ``a`` is a TAKE that could fill more levels than the take-fills buffer holds."""
+    if Ac.kind[a] != AK_TAKE:
+        return True
+    # at most every level from the best on the opposite side: asks up for a buy, bids down for a sell
+    if O.side[Ac.order_id[a] & S[S_MASK]] == 1:
+        best = B.x_state[BK_BEST_ASK]
+        levels = B.x_state[BK_HI_ASK] - best + 1 if best >= 0 else 0
+    else:
+        best = B.x_state[BK_BEST_BID]
+        levels = best - B.x_state[BK_LO_BID] + 1 if best >= 0 else 0
+    return S[S_T_TAIL] + levels <= Tk.action.shape[0]
+
+
+@njit(cache=True)
+def _arrive(T, B, O, Ac, Tk, S, F, a, next_row):
+    """Process action ``a`` (a ring index) at the exchange, before row ``next_row``; record its answer."""
     order_id = Ac.order_id[a]
     slot = order_id & S[S_MASK]
-    if Ac.kind[a] == AK_PLACE:
+    kind = Ac.kind[a]
+    if kind == AK_PLACE:
         O.flags[slot] &= ~OF_IN_FLIGHT
-        side = O.side[slot]
-        price = O.price[slot]
-        # post-only: a bid at or above the best ask (ask at or below the best bid) would take
-        if side == 1:
-            best = B.x_state[BK_BEST_ASK]
-            crosses = best >= 0 and price >= T.level_price[best]
-        else:
-            best = B.x_state[BK_BEST_BID]
-            crosses = best >= 0 and price <= T.level_price[best]
-        if crosses:
+        if _crosses(T, B, O.side[slot], O.price[slot]):
             Ac.result[a] = ANS_REJECTED
             _release(O, slot)
         else:
-            O.queue[slot] = _size_at(B.x_bid, B.x_ask, side, O.level[slot])
-            O.flags[slot] |= OF_RESTING
-            O.resting[S[S_REST_N]] = order_id
-            S[S_REST_N] += 1
+            _rest(B, O, S, slot)
             Ac.result[a] = ANS_RESTED
-    else:
+    elif kind == AK_CANCEL:
         if O.order_id[slot] == order_id and O.flags[slot] & OF_RESTING:
             _remove_resting(O, S, slot)
             Ac.result[a] = ANS_CANCELLED
         else:
             # filled (or rejected) before the cancel arrived: the fill stands
             Ac.result[a] = ANS_CANCEL_FAILED
+    elif kind == AK_MODIFY:
+        if O.order_id[slot] != order_id or O.flags[slot] & OF_RESTING == 0:
+            # filled, cancelled or rejected before the modify arrived: the fills stand
+            Ac.result[a] = ANS_CANCEL_FAILED
+            return
+        # the cancel half: out of the queue (and of a snapshot's queue bookkeeping)
+        S[S_REST_N] = _list_remove(O.resting, S[S_REST_N], order_id)
+        O.flags[slot] &= ~(OF_RESTING | OF_BEFORE)
+        price = Ac.price[a]
+        # the new (Alo) order half: rejected if it would take, and the old one is already gone
+        if _crosses(T, B, O.side[slot], price):
+            Ac.result[a] = ANS_REJECTED
+            _release(O, slot)
+            return
+        O.price[slot] = price
+        O.size[slot] = Ac.size[a]
+        # the new order's size is what rests, whatever the old one filled
+        O.remaining[slot] = Ac.size[a]
+        O.level[slot] = Ac.level[a]
+        O.traded[slot] = 0.0
+        O.version[slot] += 1
+        _rest(B, O, S, slot)
+        Ac.result[a] = ANS_MODIFIED
+    else:
+        O.flags[slot] &= ~OF_IN_FLIGHT
+        _arrive_take(T, B, O, Ac, Tk, S, F, a, slot, next_row)
+        Ac.result[a] = ANS_TAKEN
+        _release(O, slot)
 
 
 @njit(cache=True)
-def _run_exchange(T, B, O, Ac, Ef, S, F, seen_end, answers_due):
+def _arrive_take(T, B, O, Ac, Tk, S, F, a, slot, next_row):
+    """Fill a TAKE against the displayed opposite side, best level first (SimVenue._arrive_take)."""
+    best_bid = B.x_state[BK_BEST_BID]
+    best_ask = B.x_state[BK_BEST_ASK]
+    if (best_bid >= 0 and best_ask >= 0 and best_bid >= best_ask) or next_row == 0:
+        # a crossed (or locked) book has no price to trust; before any row there is no book
+        O.remaining[slot] = 0.0
+        return
+    side = O.side[slot]
+    limit = O.price[slot]
+    size = O.size[slot]
+    remaining = size
+    # the arrival on the tape's exchange clock: ts_exch_r + (A − E_r), r the last row processed
+    last = next_row - 1
+    ts_exch = T.ts_exch[last] + (Ac.arrival[a] - T.exchange_ns[last])
+    order_id = O.order_id[slot]
+    if side == 1:
+        j = best_ask
+        end = B.x_state[BK_HI_ASK] + 1
+        step = 1
+        book = B.x_ask
+    else:
+        j = best_bid
+        end = B.x_state[BK_LO_BID] - 1
+        step = -1
+        book = B.x_bid
+    while j >= 0 and j != end:
+        displayed = book[j]
+        if displayed > 0.0:
+            price = T.level_price[j]
+            # beyond the limit: an ask above it for a buy, a bid below it for a sell
+            if side * (price - limit) > 0.0:
+                break
+            fill_size = displayed
+            if remaining - displayed <= _REMAINDER_TOLERANCE * size:
+                fill_size = remaining
+            t = S[S_T_TAIL]
+            Tk.action[t] = S[S_A_HEAD]
+            Tk.order_id[t] = order_id
+            Tk.side[t] = side
+            Tk.ts_exch[t] = ts_exch
+            Tk.ts_local[t] = Ac.answer[a]
+            Tk.price[t] = price
+            Tk.size[t] = fill_size
+            # taker fee: taker_fee_bps · 1e-4 · notional
+            Tk.fee[t] = price * fill_size * F[F_TAKER_FRAC]
+            S[S_T_TAIL] = t + 1
+            F[F_X_POSITION] += side * fill_size
+            if fill_size == remaining:
+                break
+            remaining -= fill_size
+        j += step
+    # the rest is cancelled: a TAKE never rests
+    O.remaining[slot] = 0.0
+
+
+@njit(cache=True)
+def _run_exchange(T, B, O, Ac, Ef, Tk, S, F, seen_end, answers_due):
     """Rows before ``seen_end``, then every action answered by ``answers_due`` (SimVenue._run_exchange).
 
     Each row comes after the actions with ``A ≤ E_r``; an answered action comes after the rows
@@ -599,7 +756,9 @@ def _run_exchange(T, B, O, Ac, Ef, S, F, seen_end, answers_due):
             if answers[a] > answers_due:
                 break
             if row >= rows or exchange_ns[row] >= arrivals[a]:
-                _arrive(T, B, O, Ac, S, a)
+                if not _take_room(B, O, Ac, Tk, S, a):
+                    return ST_TAKES_FULL
+                _arrive(T, B, O, Ac, Tk, S, F, a, row)
                 S[S_A_HEAD] += 1
                 continue
         # one row fills at most every resting order, or pays one funding
@@ -607,7 +766,10 @@ def _run_exchange(T, B, O, Ac, Ef, S, F, seen_end, answers_due):
             return ST_EFFECTS_FULL
         # A ≤ E_r: these actions reached the exchange before this row happened
         while S[S_A_HEAD] < S[S_A_TAIL] and arrivals[S[S_A_HEAD] & amask] <= exchange_ns[row]:
-            _arrive(T, B, O, Ac, S, S[S_A_HEAD] & amask)
+            a = S[S_A_HEAD] & amask
+            if not _take_room(B, O, Ac, Tk, S, a):
+                return ST_TAKES_FULL
+            _arrive(T, B, O, Ac, Tk, S, F, a, row)
             S[S_A_HEAD] += 1
         kind = kinds[row]
         if kind == _BOOK:
@@ -643,7 +805,30 @@ def _run_exchange(T, B, O, Ac, Ef, S, F, seen_end, answers_due):
 
 
 @njit(cache=True)
-def _deliver(T, B, O, Ac, Ef, S, F, seen_end, ts):
+def _account_fill(S, F, side, price, size, fee_usd):
+    notional_usd = price * size
+    F[F_POSITION] += side * size
+    # cash: −side · price · size − fee
+    F[F_CASH] -= side * notional_usd + fee_usd
+    F[F_FEES] += fee_usd
+    F[F_VOLUME] += notional_usd
+    S[S_FILLS] += 1
+
+
+@njit(cache=True)
+def _update_old_version(Ac, S, order_id, version, remaining):
+    """The strategy's view of the version an unanswered MODIFY replaces: its remaining size."""
+    amask = S[S_A_MASK]
+    for c in range(S[S_A_DELIVER], S[S_A_TAIL]):
+        a = c & amask
+        if Ac.kind[a] == AK_MODIFY and Ac.order_id[a] == order_id and Ac.version[a] == version:
+            Ac.old_size[a] = remaining
+            return
+
+
+@njit(cache=True)
+def _deliver(T, B, O, Ac, Ef, Tk, S, F, seen_end, ts, answers):
+    """Deliver our feed's rows before ``seen_end`` and their effects; the answers due by ``ts`` if ``answers``."""
     # rows the exchange has not processed yet wait (only when the effects buffer filled up)
     end = seen_end if seen_end < S[S_X_ROW] else S[S_X_ROW]
     # arrays out of the tuples once (see _run_exchange)
@@ -683,23 +868,17 @@ def _deliver(T, B, O, Ac, Ef, S, F, seen_end, ts):
     e = S[S_E_DELIVER]
     while e < S[S_E_TAIL] and Ef.row[e] < end:
         if Ef.kind[e] == EF_FILL:
-            side = Ef.side[e]
-            size = Ef.size[e]
-            notional_usd = Ef.price[e] * size
-            fee_usd = Ef.fee[e]
-            F[F_POSITION] += side * size
-            # cash: −side · price · size − fee
-            F[F_CASH] -= side * notional_usd + fee_usd
-            F[F_FEES] += fee_usd
-            F[F_VOLUME] += notional_usd
-            S[S_FILLS] += 1
+            _account_fill(S, F, Ef.side[e], Ef.price[e], Ef.size[e], Ef.fee[e])
             order_id = Ef.order_id[e]
             slot = order_id & mask
             if O.order_id[slot] == order_id and O.flags[slot] & OF_KNOWN:
                 if Ef.value[e] == 0.0:
+                    # nothing rests: the order is done (an old version filled: its MODIFY fails)
                     _forget(O, S, order_id)
-                else:
+                elif Ef.version[e] == O.view_version[slot]:
                     O.view_size[slot] = Ef.value[e]
+                else:
+                    _update_old_version(Ac, S, order_id, Ef.version[e], Ef.value[e])
         else:
             # cash: + funding payment
             F[F_CASH] += Ef.value[e]
@@ -707,17 +886,28 @@ def _deliver(T, B, O, Ac, Ef, S, F, seen_end, ts):
         e += 1
     S[S_E_DELIVER] = e
 
+    if not answers:
+        # the exchange stopped early for room: the answers wait for the call that completes the
+        # poll, so that (as in the reference) every row's fills come before any TAKE's fills
+        return
     amask = S[S_A_MASK]
     while S[S_A_DELIVER] < S[S_A_HEAD] and Ac.answer[S[S_A_DELIVER] & amask] <= ts:
-        a = S[S_A_DELIVER] & amask
+        c = S[S_A_DELIVER]
+        a = c & amask
         result = Ac.result[a]
-        if result == ANS_REJECTED:
+        if result == ANS_TAKEN:
+            t = S[S_T_DELIVER]
+            while t < S[S_T_TAIL] and Tk.action[t] == c:
+                _account_fill(S, F, Tk.side[t], Tk.price[t], Tk.size[t], Tk.fee[t])
+                t += 1
+            S[S_T_DELIVER] = t
+        elif result == ANS_REJECTED:
             S[S_REJECTIONS] += 1
         elif result == ANS_CANCEL_FAILED:
             S[S_FAILED_CANCELS] += 1
-        if result != ANS_RESTED:
+        if result != ANS_RESTED and result != ANS_MODIFIED:
             _forget(O, S, Ac.order_id[a])
-        S[S_A_DELIVER] += 1
+        S[S_A_DELIVER] = c + 1
 
 
 @njit(cache=True)
@@ -735,31 +925,52 @@ def _compact_effects(Ef, S):
             Ef.size[j] = Ef.size[start + j]
             Ef.fee[j] = Ef.fee[start + j]
             Ef.value[j] = Ef.value[start + j]
+            Ef.version[j] = Ef.version[start + j]
     S[S_E_DELIVER] = 0
     S[S_E_TAIL] = n
 
 
 @njit(cache=True)
-def _poll(T, B, O, Ac, Ef, S, F, ts):
+def _compact_takes(Tk, S):
+    """Drop the take fills already delivered (and read by Python)."""
+    start = S[S_T_DELIVER]
+    n = S[S_T_TAIL] - start
+    if start > 0:
+        for j in range(n):
+            Tk.action[j] = Tk.action[start + j]
+            Tk.order_id[j] = Tk.order_id[start + j]
+            Tk.side[j] = Tk.side[start + j]
+            Tk.ts_exch[j] = Tk.ts_exch[start + j]
+            Tk.ts_local[j] = Tk.ts_local[start + j]
+            Tk.price[j] = Tk.price[start + j]
+            Tk.size[j] = Tk.size[start + j]
+            Tk.fee[j] = Tk.fee[start + j]
+    S[S_T_DELIVER] = 0
+    S[S_T_TAIL] = n
+
+
+@njit(cache=True)
+def _poll(T, B, O, Ac, Ef, Tk, S, F, ts):
     seen_end = np.searchsorted(T.ts_local, ts, side="right")
-    status = _run_exchange(T, B, O, Ac, Ef, S, F, seen_end, ts)
-    _deliver(T, B, O, Ac, Ef, S, F, seen_end, ts)
+    status = _run_exchange(T, B, O, Ac, Ef, Tk, S, F, seen_end, ts)
+    _deliver(T, B, O, Ac, Ef, Tk, S, F, seen_end, ts, status == ST_OK)
     return status
 
 
 @njit(cache=True)
-def _poll_kernel(T, B, O, Ac, Ef, S, F, ts):
+def _poll_kernel(T, B, O, Ac, Ef, Tk, S, F, ts):
     """FastSimVenue.poll: process and deliver up to local time ``ts``; delivered effects start at 0."""
     _compact_effects(Ef, S)
-    return _poll(T, B, O, Ac, Ef, S, F, ts)
+    _compact_takes(Tk, S)
+    return _poll(T, B, O, Ac, Ef, Tk, S, F, ts)
 
 
 @njit(cache=True)
-def _submit_one(T, O, Ac, S, kind, side, price, size, level, cancel_id, arrival, answer, ts):
-    """Queue one validated action; a PLACE takes the next order id, whose slot must be free."""
+def _submit_one(T, O, Ac, S, kind, side, price, size, level, target_id, arrival, answer, ts):
+    """Queue one validated action; a PLACE or TAKE takes the next order id, whose slot must be free."""
     a = S[S_A_TAIL] & S[S_A_MASK]
     mask = S[S_MASK]
-    if kind == AK_PLACE:
+    if kind == AK_PLACE or kind == AK_TAKE:
         order_id = S[S_NEXT_ID]
         S[S_NEXT_ID] += 1
         slot = order_id & mask
@@ -768,25 +979,51 @@ def _submit_one(T, O, Ac, S, kind, side, price, size, level, cancel_id, arrival,
         O.level[slot] = level
         O.flags[slot] = OF_IN_FLIGHT | OF_KNOWN
         O.ts_sent[slot] = ts
+        O.version[slot] = 0
+        O.view_version[slot] = 0
         O.price[slot] = price
         O.size[slot] = size
         O.remaining[slot] = size
+        O.view_price[slot] = price
         O.view_size[slot] = size
         O.queue[slot] = 0.0
         O.traded[slot] = 0.0
         O.before[slot] = 0.0
         O.known[S[S_KNOWN_N]] = order_id
         S[S_KNOWN_N] += 1
-        S[S_PLACED] += 1
-        Ac.kind[a] = AK_PLACE
+        if kind == AK_PLACE:
+            S[S_PLACED] += 1
+        else:
+            # immediate-or-cancel: it can fill until its answer, never rests
+            O.flags[slot] |= OF_CANCEL_SENT
+            S[S_TAKES] += 1
         Ac.order_id[a] = order_id
+    elif kind == AK_MODIFY:
+        slot = target_id & mask
+        if O.order_id[slot] == target_id and O.flags[slot] & OF_KNOWN:
+            # the strategy sees the new version now and the old one until the answer
+            Ac.version[a] = O.view_version[slot]
+            Ac.old_price[a] = O.view_price[slot]
+            Ac.old_size[a] = O.view_size[slot]
+            Ac.old_ts[a] = O.ts_sent[slot]
+            O.view_version[slot] += 1
+            O.view_price[slot] = price
+            O.view_size[slot] = size
+            O.ts_sent[slot] = ts
+        else:
+            Ac.version[a] = -1
+        Ac.price[a] = price
+        Ac.size[a] = size
+        Ac.level[a] = level
+        S[S_MODIFIES] += 1
+        Ac.order_id[a] = target_id
     else:
-        slot = cancel_id & mask
-        if O.order_id[slot] == cancel_id and O.flags[slot] & OF_KNOWN:
+        slot = target_id & mask
+        if O.order_id[slot] == target_id and O.flags[slot] & OF_KNOWN:
             O.flags[slot] |= OF_CANCEL_SENT
         S[S_CANCELS_SENT] += 1
-        Ac.kind[a] = AK_CANCEL
-        Ac.order_id[a] = cancel_id
+        Ac.order_id[a] = target_id
+    Ac.kind[a] = kind
     Ac.arrival[a] = arrival
     Ac.answer[a] = answer
     Ac.result[a] = -1
@@ -794,10 +1031,10 @@ def _submit_one(T, O, Ac, S, kind, side, price, size, level, cancel_id, arrival,
 
 
 @njit(cache=True)
-def _submit_kernel(T, O, Ac, S, kinds, sides, prices, sizes, levels, cancel_ids, arrivals, answers, ts):
+def _submit_kernel(T, O, Ac, S, kinds, sides, prices, sizes, levels, target_ids, arrivals, answers, ts):
     for k in range(kinds.shape[0]):
         _submit_one(
-            T, O, Ac, S, kinds[k], sides[k], prices[k], sizes[k], levels[k], cancel_ids[k], arrivals[k], answers[k], ts
+            T, O, Ac, S, kinds[k], sides[k], prices[k], sizes[k], levels[k], target_ids[k], arrivals[k], answers[k], ts
         )
     S[S_LAST_ARRIVAL] = arrivals[-1]
     S[S_LAST_ANSWER] = answers[-1]
@@ -899,7 +1136,20 @@ _C_SIZE = 7
 
 
 @njit(cache=True)
-def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, order_draws, response_draws, out):
+def _at_risk_size(O, Ac, S, slot):
+    """An order's size at risk as limit_exposure counts it: the largest of its versions listed."""
+    size = O.view_size[slot]
+    order_id = O.order_id[slot]
+    amask = S[S_A_MASK]
+    for c in range(S[S_A_DELIVER], S[S_A_TAIL]):
+        a = c & amask
+        if Ac.kind[a] == AK_MODIFY and Ac.order_id[a] == order_id and Ac.version[a] >= 0:
+            size = _pymax(size, Ac.old_size[a])
+    return size
+
+
+@njit(cache=True)
+def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles, order_draws, response_draws, out):
     """Run quote cycles from ``S[S_CYCLE]`` until done or a buffer needs Python; return a status.
 
     A cycle is: poll(ts), FixedSpreadQuoter.cycle (quotes, reconcile, limit_exposure), submit.
@@ -907,6 +1157,7 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
     starts again.
     """
     _compact_effects(Ef, S)
+    _compact_takes(Tk, S)
     mask = S[S_MASK]
     amask = S[S_A_MASK]
     capacity = O.order_id.shape[0]
@@ -919,9 +1170,20 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
     tick_decimals = int(P[P_TICK_DECIMALS])
     sz_decimals = int(P[P_SZ_DECIMALS])
     cancel_ids = np.empty(capacity, dtype=np.int64)
+    spare = np.empty(capacity, dtype=np.int64)
+    modify_ids = np.empty(2, dtype=np.int64)
+    modify_sides = np.empty(2, dtype=np.int64)
+    modify_prices = np.empty(2)
+    place_sides = np.empty(2, dtype=np.int64)
+    place_prices = np.empty(2)
+    act_kind = np.empty(capacity + 4, dtype=np.int64)
+    act_id = np.zeros(capacity + 4, dtype=np.int64)
+    act_side = np.zeros(capacity + 4, dtype=np.int64)
+    act_price = np.zeros(capacity + 4)
+    act_size = np.zeros(capacity + 4)
     while S[S_CYCLE] < cycles:
         ts = first_ts + (S[S_CYCLE] + 1) * step_ns
-        status = _poll(T, B, O, Ac, Ef, S, F, ts)
+        status = _poll(T, B, O, Ac, Ef, Tk, S, F, ts)
         if status != ST_OK:
             return status
 
@@ -949,33 +1211,66 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
                 )
                 quoting = True
 
-        # reconcile: keep an open order within the reprice tolerance (and of the same size)
+        # mmlab.executor.reconcile, one target per side: keep the open order closest to the
+        # target within the tolerance (and of the same size); MODIFY the best-priced other one
+        # into the target if none is kept; cancel the rest; place the target if nothing is left
         position = F[F_POSITION]
         n_cancels = 0
-        place_bid = quoting
-        place_ask = quoting
+        n_modifies = 0
+        n_places = 0
         for side in (1, -1):
             target = bid if side == 1 else ask
             kept = -1
+            kept_gap = 0.0
+            kept_price = 0.0
+            if quoting:
+                reach = tolerance_bps * 1e-4 * target * (1.0 + 1e-12) + 1e-12 * target
+                low = target - reach
+                high = target + reach
+                size_reach = 0.0 * quote_size * (1.0 + 1e-12) + 1e-12
+                for k in range(S[S_KNOWN_N]):
+                    slot = O.known[k] & mask
+                    if O.flags[slot] & OF_CANCEL_SENT or O.side[slot] != side:
+                        continue
+                    price = O.view_price[slot]
+                    if price >= low and price <= high and abs(O.view_size[slot] - quote_size) <= size_reach:
+                        # closest first; ties: the lower price, then the earlier order
+                        gap = abs(price - target)
+                        if kept < 0 or gap < kept_gap or (gap == kept_gap and price < kept_price):
+                            kept = O.known[k]
+                            kept_gap = gap
+                            kept_price = price
+            # the others, best price first (stable: id order among equal prices)
+            n_spare = 0
             for k in range(S[S_KNOWN_N]):
                 slot = O.known[k] & mask
-                if O.flags[slot] & OF_CANCEL_SENT or O.side[slot] != side:
+                if O.flags[slot] & OF_CANCEL_SENT or O.side[slot] != side or O.known[k] == kept:
                     continue
-                if quoting and kept < 0:
-                    price_gap_bps = abs(O.price[slot] - target) / target * 1e4
-                    size_gap = abs(O.view_size[slot] - quote_size)
-                    if price_gap_bps <= tolerance_bps and size_gap <= 0.0 * quote_size:
-                        kept = O.known[k]
-                        continue
-                cancel_ids[n_cancels] = O.known[k]
-                n_cancels += 1
-            if kept >= 0:
-                if side == 1:
-                    place_bid = False
+                price = O.view_price[slot]
+                j = n_spare
+                while j > 0 and side * (price - O.view_price[spare[j - 1] & mask]) > 0.0:
+                    spare[j] = spare[j - 1]
+                    j -= 1
+                spare[j] = O.known[k]
+                n_spare += 1
+            first_cancel = 0
+            if quoting and kept < 0:
+                if n_spare > 0:
+                    modify_ids[n_modifies] = spare[0]
+                    modify_sides[n_modifies] = side
+                    modify_prices[n_modifies] = target
+                    n_modifies += 1
+                    first_cancel = 1
                 else:
-                    place_ask = False
+                    place_sides[n_places] = side
+                    place_prices[n_places] = target
+                    n_places += 1
+            for j in range(first_cancel, n_spare):
+                cancel_ids[n_cancels] = spare[j]
+                n_cancels += 1
 
-        # limit_exposure: every bid (ask) that could still fill keeps |position| ≤ q_max
+        # mmlab.executor.limit_exposure: every order that could still fill keeps |position| ≤
+        # q_max; an order with a MODIFY in flight counts at max(old, new) size
         at_risk_buy = 0.0
         at_risk_sell = 0.0
         for pending in (0, 1):
@@ -984,28 +1279,57 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
                 if (O.flags[slot] & OF_CANCEL_SENT != 0) != (pending == 1):
                     continue
                 if O.side[slot] == 1:
-                    at_risk_buy += O.view_size[slot]
+                    at_risk_buy += _at_risk_size(O, Ac, S, slot)
                 else:
-                    at_risk_sell += O.view_size[slot]
+                    at_risk_sell += _at_risk_size(O, Ac, S, slot)
         room_buy = q_max - position - at_risk_buy
         room_sell = q_max + position - at_risk_sell
-        bid_size = 0.0
-        ask_size = 0.0
-        if place_bid:
-            bid_size = _round_size(_pymin(quote_size, room_buy), sz_decimals)
-            if bid_size > 0.0:
-                room_buy -= bid_size
-        if place_ask:
-            ask_size = _round_size(_pymin(quote_size, room_sell), sz_decimals)
-            if ask_size > 0.0:
-                room_sell -= ask_size
-        n_places = (1 if bid_size > 0.0 else 0) + (1 if ask_size > 0.0 else 0)
-        n_actions = n_cancels + n_places
+        # the actions in order: cancels, modifies (a MODIFY that keeps no size becomes a cancel), places
+        n_actions = 0
+        for k in range(n_cancels):
+            act_kind[n_actions] = AK_CANCEL
+            act_id[n_actions] = cancel_ids[k]
+            n_actions += 1
+        for k in range(n_modifies):
+            side = modify_sides[k]
+            already = _at_risk_size(O, Ac, S, modify_ids[k] & mask)
+            room = room_buy if side == 1 else room_sell
+            size = _round_size(_pymin(quote_size, already + _pymax(0.0, room)), sz_decimals)
+            act_id[n_actions] = modify_ids[k]
+            act_side[n_actions] = side
+            if size <= 0.0:
+                act_kind[n_actions] = AK_CANCEL
+            else:
+                act_kind[n_actions] = AK_MODIFY
+                act_price[n_actions] = modify_prices[k]
+                act_size[n_actions] = size
+                if side == 1:
+                    room_buy -= _pymax(0.0, size - already)
+                else:
+                    room_sell -= _pymax(0.0, size - already)
+            n_actions += 1
+        n_new = 0
+        for k in range(n_places):
+            side = place_sides[k]
+            room = room_buy if side == 1 else room_sell
+            size = _round_size(_pymin(quote_size, room), sz_decimals)
+            if size <= 0.0:
+                continue
+            if side == 1:
+                room_buy -= size
+            else:
+                room_sell -= size
+            act_kind[n_actions] = AK_PLACE
+            act_side[n_actions] = side
+            act_price[n_actions] = place_prices[k]
+            act_size[n_actions] = size
+            n_actions += 1
+            n_new += 1
 
         # room for the actions, their order slots and their latencies, else back to Python
         if S[S_A_TAIL] - S[S_A_DELIVER] + n_actions > Ac.kind.shape[0]:
             return ST_ACTIONS_FULL
-        for k in range(n_places):
+        for k in range(n_new):
             if O.order_id[(S[S_NEXT_ID] + k) & mask] != 0:
                 return ST_ORDERS_FULL
         if order_draws.shape[0] > 1 and S[S_DRAW_ORDER] + n_actions > order_draws.shape[0]:
@@ -1013,7 +1337,6 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
         if response_draws.shape[0] > 1 and S[S_DRAW_RESPONSE] + n_actions > response_draws.shape[0]:
             return ST_DRAWS_EMPTY
 
-        # submit: cancels first, then the bid, then the ask
         for k in range(n_actions):
             if order_draws.shape[0] > 1:
                 order_ns = order_draws[S[S_DRAW_ORDER]]
@@ -1030,14 +1353,12 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, S, F, P, first_ts, step_ns, cycles, or
             answer = _pymax(arrival + response_ns, S[S_LAST_ANSWER])
             S[S_LAST_ARRIVAL] = arrival
             S[S_LAST_ANSWER] = answer
-            if k < n_cancels:
-                _submit_one(T, O, Ac, S, AK_CANCEL, 0, 0.0, 0.0, -1, cancel_ids[k], arrival, answer, ts)
-            elif k == n_cancels and bid_size > 0.0:
-                level = _level_of(T.level_price, bid)
-                _submit_one(T, O, Ac, S, AK_PLACE, 1, bid, bid_size, level, 0, arrival, answer, ts)
+            kind = act_kind[k]
+            if kind == AK_CANCEL:
+                _submit_one(T, O, Ac, S, AK_CANCEL, 0, 0.0, 0.0, -1, act_id[k], arrival, answer, ts)
             else:
-                level = _level_of(T.level_price, ask)
-                _submit_one(T, O, Ac, S, AK_PLACE, -1, ask, ask_size, level, 0, arrival, answer, ts)
+                level = _level_of(T.level_price, act_price[k])
+                _submit_one(T, O, Ac, S, kind, act_side[k], act_price[k], act_size[k], level, act_id[k], arrival, answer, ts)
 
         c = S[S_CYCLE]
         out[c, C_TS] = ts
@@ -1089,6 +1410,7 @@ def _tape_arrays(tape: Tape, exchange_ns: np.ndarray) -> _TapeArrays:
         raise RuntimeError("FastSimVenue: book prices do not map one-to-one onto level indices")
     return _TapeArrays(
         ts_local=np.ascontiguousarray(tape.ts_local, dtype=np.int64),
+        ts_exch=np.ascontiguousarray(tape.ts_exch, dtype=np.int64),
         exchange_ns=np.ascontiguousarray(exchange_ns, dtype=np.int64),
         kind=np.ascontiguousarray(tape.kind, dtype=np.int64),
         side=np.ascontiguousarray(tape.side, dtype=np.int64),
@@ -1109,19 +1431,31 @@ def _new_books(levels: int) -> _Books:
     return _Books(np.zeros(size), np.zeros(size), x_state, np.zeros(size), np.zeros(size), l_state)
 
 
+_INT_COLUMNS = {
+    "order_id", "side", "level", "flags", "ts_sent", "version", "view_version", "resting", "known", "scratch", "old_ts",
+    "kind", "arrival", "answer", "result", "row", "action", "ts_exch", "ts_local",
+}  # fmt: skip
+
+
+def _columns(fields: Sequence[str], capacity: int) -> list[np.ndarray]:
+    """Zeroed columns of ``capacity`` rows: int64 for ids, counts and times, float64 otherwise."""
+    return [np.zeros(capacity, dtype=np.int64 if name in _INT_COLUMNS else np.float64) for name in fields]
+
+
 def _new_orders(capacity: int) -> _Orders:
-    ints = [np.zeros(capacity, dtype=np.int64) for _ in range(5)]
-    floats = [np.zeros(capacity) for _ in range(7)]
-    lists = [np.zeros(capacity, dtype=np.int64) for _ in range(3)]
-    return _Orders(*ints, *floats, *lists)
+    return _Orders(*_columns(_Orders._fields, capacity))
 
 
 def _new_actions(capacity: int) -> _Actions:
-    return _Actions(*(np.zeros(capacity, dtype=np.int64) for _ in range(5)))
+    return _Actions(*_columns(_Actions._fields, capacity))
 
 
 def _new_effects(capacity: int) -> _Effects:
-    return _Effects(*(np.zeros(capacity, dtype=np.int64) for _ in range(4)), *(np.zeros(capacity) for _ in range(4)))
+    return _Effects(*_columns(_Effects._fields, capacity))
+
+
+def _new_take_fills(capacity: int) -> _TakeFills:
+    return _TakeFills(*_columns(_TakeFills._fields, capacity))
 
 
 class _Capacity:
@@ -1163,6 +1497,14 @@ class _Capacity:
             getattr(grown, name)[:used] = getattr(effects, name)[:used]
         return grown
 
+    @staticmethod
+    def grow_take_fills(takes: _TakeFills, state: np.ndarray) -> _TakeFills:
+        grown = _new_take_fills(2 * takes.action.shape[0])
+        used = state[S_T_TAIL]
+        for name in _TakeFills._fields:
+            getattr(grown, name)[:used] = getattr(takes, name)[:used]
+        return grown
+
 
 class _Engine:
     """The compiled engine's arrays for one tape and config, shared by FastSimVenue and run_fixed_spread."""
@@ -1198,6 +1540,7 @@ class _Engine:
         self.O = _new_orders(64)
         self.A = _new_actions(64)
         self.E = _new_effects(1024)
+        self.Tk = _new_take_fills(64)
         self.S = np.zeros(_S_SIZE, dtype=np.int64)
         self.F = np.zeros(_F_SIZE)
         S, F = self.S, self.F
@@ -1212,6 +1555,7 @@ class _Engine:
         S[S_QM] = qm_code
         F[F_MARK] = math.nan
         F[F_MAKER_FRAC] = bps_to_frac(models.fees.maker_bps)
+        F[F_TAKER_FRAC] = bps_to_frac(models.fees.taker_bps)
         F[F_QM_N] = qm_exponent
 
     def ensure_room(self, places: int, actions: int) -> None:
@@ -1236,11 +1580,19 @@ class _Engine:
             self.O = _Capacity.grow_orders(self.O, self.S)
         elif status == ST_ACTIONS_FULL:
             self.A = _Capacity.grow_actions(self.A, self.S)
+        elif status == ST_TAKES_FULL:
+            # no answer (so no take fill) was delivered by the call that stopped: nothing to drop
+            self.Tk = _Capacity.grow_take_fills(self.Tk, self.S)
 
     def delivered_effects(self) -> tuple[np.ndarray, ...]:
         """Columns of the effects delivered since the buffer was last compacted."""
         n = int(self.S[S_E_DELIVER])
         return tuple(column[:n].copy() for column in self.E)
+
+    def delivered_take_fills(self) -> tuple[np.ndarray, ...]:
+        """Columns of the take fills delivered since the buffer was last compacted."""
+        n = int(self.S[S_T_DELIVER])
+        return tuple(column[:n].copy() for column in self.Tk)
 
 
 class _TickBookView:
@@ -1317,7 +1669,7 @@ class FastSimVenue:
     order_book : object
         The book as our feed has delivered it so far, with :class:`~mmlab.data.book.OrderBook`'s
         read methods (``size_at``, ``best_bid``, ``best_ask``, ``mid``, ``top_levels``, ``snapshot``).
-    orders_placed, rejections, failed_cancels : int
+    orders_placed, modifies_sent, takes_sent, rejections, failed_cancels : int
         As in :class:`~mmlab.sim.venue.SimVenue`.
     funding_events : list of FundingPayment
         Every funding payment delivered, in tape order.
@@ -1404,8 +1756,11 @@ class FastSimVenue:
         first_row = int(S[S_L_ROW])
         fills: list[Fill] = []
         while True:
-            status = _poll_kernel(engine.T, engine.B, engine.O, engine.A, engine.E, S, engine.F, ts)
-            self._collect(engine.delivered_effects(), fills)
+            status = _poll_kernel(engine.T, engine.B, engine.O, engine.A, engine.E, engine.Tk, S, engine.F, ts)
+            if S[S_E_DELIVER]:
+                self._collect(engine.delivered_effects(), fills)
+            if S[S_T_DELIVER]:
+                self._collect_take_fills(engine.delivered_take_fills(), fills)
             if status == ST_OK:
                 break
             engine.grow_for(status)
@@ -1443,7 +1798,7 @@ class FastSimVenue:
         S = engine.S
         next_id = int(S[S_NEXT_ID])
         for index, action in enumerate(actions):
-            validate_action("FastSimVenue", index, action, next_id)
+            validate_action("FastSimVenue", index, action, next_id, self._known_side)
         self._clock_ns = ts
         count = len(actions)
         if count == 0:
@@ -1453,7 +1808,7 @@ class FastSimVenue:
         prices = np.zeros(count)
         sizes = np.zeros(count)
         levels = np.full(count, -1, dtype=np.int64)
-        cancel_ids = np.zeros(count, dtype=np.int64)
+        target_ids = np.zeros(count, dtype=np.int64)
         arrivals = np.empty(count, dtype=np.int64)
         answers = np.empty(count, dtype=np.int64)
         last_arrival, last_answer = int(S[S_LAST_ARRIVAL]), int(S[S_LAST_ANSWER])
@@ -1465,19 +1820,33 @@ class FastSimVenue:
             last_answer = max(last_arrival + self._draw_response_latency_ns(), last_answer)
             arrivals[k] = last_arrival
             answers[k] = last_answer
-            if action.kind is ActionKind.PLACE:
-                kinds[k] = AK_PLACE
-                sides[k] = int(action.side)
-                prices[k] = float(action.price)
-                sizes[k] = float(action.size)
-                levels[k] = _level_of(level_price, prices[k])
-                assigned.append(next_id + len(assigned))
-            else:
+            kind = action.kind
+            if kind is ActionKind.CANCEL:
                 kinds[k] = AK_CANCEL
-                cancel_ids[k] = int(action.order_id)
+                target_ids[k] = int(action.order_id)
+                continue
+            kinds[k] = _ACTION_CODES[kind]
+            sides[k] = int(action.side)
+            prices[k] = float(action.price)
+            sizes[k] = float(action.size)
+            if kind is ActionKind.MODIFY:
+                target_ids[k] = int(action.order_id)
+                levels[k] = _level_of(level_price, prices[k])
+            else:
+                if kind is ActionKind.PLACE:
+                    levels[k] = _level_of(level_price, prices[k])
+                assigned.append(next_id + len(assigned))
         engine.ensure_room(len(assigned), count)
-        _submit_kernel(engine.T, engine.O, engine.A, S, kinds, sides, prices, sizes, levels, cancel_ids, arrivals, answers, ts)
+        _submit_kernel(engine.T, engine.O, engine.A, S, kinds, sides, prices, sizes, levels, target_ids, arrivals, answers, ts)
         return assigned
+
+    def _known_side(self, order_id: int) -> int | None:
+        """The side of an order the strategy still knows, else None."""
+        O, S = self._engine.O, self._engine.S
+        slot = int(order_id) & int(S[S_MASK])
+        if O.order_id[slot] != order_id or not O.flags[slot] & OF_KNOWN:
+            return None
+        return int(O.side[slot])
 
     def account(self) -> AccountState:
         """Position and cash from the fills and funding payments that have reached us."""
@@ -1496,6 +1865,14 @@ class FastSimVenue:
     @property
     def orders_placed(self) -> int:
         return int(self._engine.S[S_PLACED])
+
+    @property
+    def modifies_sent(self) -> int:
+        return int(self._engine.S[S_MODIFIES])
+
+    @property
+    def takes_sent(self) -> int:
+        return int(self._engine.S[S_TAKES])
 
     @property
     def rejections(self) -> int:
@@ -1526,8 +1903,25 @@ class FastSimVenue:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _collect_take_fills(self, takes: tuple[np.ndarray, ...], fills: list[Fill]) -> None:
+        _, order_id, side, ts_exch, ts_local, price, size, fee = (column.tolist() for column in takes)
+        sides = self._sides
+        for k in range(len(order_id)):
+            fills.append(
+                Fill(
+                    ts_exch=ts_exch[k],
+                    ts_local=ts_local[k],
+                    order_id=order_id[k],
+                    side=sides[side[k]],
+                    price=price[k],
+                    size=size[k],
+                    fee_usd=fee[k],
+                    is_maker=False,
+                )
+            )
+
     def _collect(self, effects: tuple[np.ndarray, ...], fills: list[Fill]) -> None:
-        kind, row, order_id, side, price, size, fee, value = (column.tolist() for column in effects)
+        kind, row, order_id, side, price, size, fee, value, _ = (column.tolist() for column in effects)
         ts_exch, ts_local, sides = self._ts_exch, self._ts_local, self._sides
         for k in range(len(kind)):
             r = row[k]
@@ -1586,29 +1980,58 @@ class FastSimVenue:
         )
 
     def _orders_view(self) -> tuple[tuple[OpenOrder, ...], tuple[OpenOrder, ...]]:
-        O, S = self._engine.O, self._engine.S
+        """Open orders (id order); pending cancels (id order), then old versions of unanswered MODIFYs."""
+        engine = self._engine
+        O, S = engine.O, engine.S
         ids = O.known[: S[S_KNOWN_N]]
         slots = ids & S[S_MASK]
         cancel_sent = (O.flags[slots] & OF_CANCEL_SENT) != 0
         sizes = O.view_size[slots].tolist()
+        prices = O.view_price[slots].tolist()
+        sent = O.ts_sent[slots].tolist()
         views: dict[int, OpenOrder] = {}
         open_orders: list[OpenOrder] = []
         pending: list[OpenOrder] = []
         for k, order_id in enumerate(ids.tolist()):
             view = self._views.get(order_id)
-            if view is None or view.size != sizes[k]:
-                slot = int(slots[k])
+            if view is None or view.size != sizes[k] or view.price != prices[k] or view.ts_local_sent != sent[k]:
                 view = OpenOrder(
                     order_id=order_id,
-                    side=self._sides[int(O.side[slot])],
-                    price=float(O.price[slot]),
+                    side=self._sides[int(O.side[int(slots[k])])],
+                    price=prices[k],
                     size=sizes[k],
-                    ts_local_sent=int(O.ts_sent[slot]),
+                    ts_local_sent=sent[k],
                 )
             views[order_id] = view
             (pending if cancel_sent[k] else open_orders).append(view)
         self._views = views
+        if S[S_MODIFIES] and S[S_A_DELIVER] < S[S_A_TAIL]:
+            pending.extend(self._old_versions(views))
         return tuple(open_orders), tuple(pending)
+
+    def _old_versions(self, known: dict[int, OpenOrder]) -> list[OpenOrder]:
+        """Each unanswered MODIFY's replaced version of an order the strategy still knows."""
+        A, S = self._engine.A, self._engine.S
+        amask = int(S[S_A_MASK])
+        kinds, versions, order_ids = A.kind, A.version, A.order_id
+        old: list[OpenOrder] = []
+        # the unanswered actions are few (those sent within one response latency): a Python loop
+        for c in range(int(S[S_A_DELIVER]), int(S[S_A_TAIL])):
+            a = c & amask
+            if kinds[a] != AK_MODIFY or versions[a] < 0:
+                continue
+            view = known.get(int(order_ids[a]))
+            if view is not None:
+                old.append(
+                    OpenOrder(
+                        order_id=view.order_id,
+                        side=view.side,
+                        price=float(A.old_price[a]),
+                        size=float(A.old_size[a]),
+                        ts_local_sent=int(A.old_ts[a]),
+                    )
+                )
+        return old
 
 
 # -- the compiled fixed-spread run ------------------------------------------------------------------
@@ -1630,6 +2053,7 @@ class FixedSpreadRun:
     account: AccountState
     orders_placed: int
     cancels_sent: int
+    modifies_sent: int
     rejections: int
     failed_cancels: int
     wall_s: float
@@ -1646,6 +2070,7 @@ class FixedSpreadRun:
             "final_position": self.account.position,
             "orders_placed": self.orders_placed,
             "cancels_sent": self.cancels_sent,
+            "modifies_sent": self.modifies_sent,
             "rejections": self.rejections,
             "failed_cancels": self.failed_cancels,
             "wall_s": self.wall_s,
@@ -1680,9 +2105,13 @@ def run_fixed_spread(
     ``pipeline=quoter`` (a :class:`~mmlab.sim.baselines.FixedSpreadQuoter`): a poll every
     ``cycle_interval_s`` of local time from the tape's first row, one bid and one ask
     ``half_spread_bps`` around the mid rounded onto the instrument's grid and kept off the touch,
-    an open order kept while within ``reprice_tolerance_bps`` (and of the full size), new orders
-    trimmed so that everything that could fill keeps ``|position| ≤ q_max``. The fills equal
-    that run's; the evaluator's markouts, which do not move the quotes, are not computed.
+    reconciled as :func:`mmlab.executor.reconcile` does for one target per side (the open order
+    closest to the target within ``reprice_tolerance_bps`` and of the full size is kept, else the
+    best-priced open order is MODIFIED into the target, the others cancelled, and a new order
+    placed only when there is none to modify), and trimmed as :func:`mmlab.executor.limit_exposure`
+    does so that everything that could fill keeps ``|position| ≤ q_max`` (an order with a
+    MODIFY in flight counting at max(old, new) size). The fills equal that run's; the
+    evaluator's markouts, which do not move the quotes, are not computed.
 
     Raises
     ------
@@ -1726,7 +2155,7 @@ def run_fixed_spread(
     columns: list[tuple[np.ndarray, ...]] = []
     while True:
         status = _fixed_spread_kernel(
-            engine.T, engine.B, engine.O, engine.A, engine.E, engine.S, engine.F, params,
+            engine.T, engine.B, engine.O, engine.A, engine.E, engine.Tk, engine.S, engine.F, params,
             first, step_ns, cycles, order_draws, response_draws, out,
         )  # fmt: skip
         columns.append(engine.delivered_effects())
@@ -1744,7 +2173,7 @@ def run_fixed_spread(
                 S[S_DRAW_RESPONSE] = 0
         else:
             engine.grow_for(status)
-    kind, row, order_id, side, price, size, fee, value = (np.concatenate(parts) for parts in zip(*columns))
+    kind, row, order_id, side, price, size, fee, value, _ = (np.concatenate(parts) for parts in zip(*columns))
     is_fill = kind == EF_FILL
     fill_rows = row[is_fill]
     fills = pd.DataFrame(
@@ -1791,6 +2220,7 @@ def run_fixed_spread(
         account=account,
         orders_placed=int(S[S_PLACED]),
         cancels_sent=int(S[S_CANCELS_SENT]),
+        modifies_sent=int(S[S_MODIFIES]),
         rejections=int(S[S_REJECTIONS]),
         failed_cancels=int(S[S_FAILED_CANCELS]),
         wall_s=time.perf_counter() - started,
@@ -1817,6 +2247,14 @@ def warm_up() -> float:
     venue = FastSimVenue(tape, SimConfig(feed_latency_s=0.0, order_latency_s=0.0))
     venue.poll(t0 + 100 * ms)
     venue.submit([OrderAction(kind=ActionKind.PLACE, side=Side.BUY, price=100.0, size=1.0)], t0 + 100 * ms)
+    venue.poll(t0 + 200 * ms)
+    venue.submit(
+        [
+            OrderAction(kind=ActionKind.MODIFY, side=Side.BUY, price=99.9, size=2.0, order_id=1),
+            OrderAction(kind=ActionKind.TAKE, side=Side.BUY, price=100.1, size=1.0),
+        ],
+        t0 + 200 * ms,
+    )
     venue.poll(t0 + 500 * ms)
     from mmlab.sim.baselines import FixedSpreadQuoter
 

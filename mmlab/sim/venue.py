@@ -25,13 +25,16 @@ latency and to stamp fills, never to order events (its clock offset to ``ts_loca
   entry latency ``o``); with a random entry latency ``o`` is drawn per action and
   ``A = max(t + o, A of the previous action)``, so actions reach the exchange in submission order
   (a cancel never overtakes its place).
-- Answers. The exchange's answer to an action (acknowledgement, post-only rejection, cancel
-  confirmation or failure) reaches us at ``D = max(A + g, D of the previous action)``, with the
+- Answers. The exchange's answer to an action (acknowledgement, post-only rejection, cancel or
+  modify confirmation or failure, a TAKE's fills) reaches us at ``D = max(A + g, D of the previous action)``, with the
   response latency ``g`` constant or drawn per action (``response_latency_s``,
   ``response_latency_samples_s``; default: the feed's constant latency, ``f`` or ``base_s``).
   Answers come back on one connection, in order.
 - Fills and funding. A fill or funding payment caused by row r reaches us with that row, at
-  ``L_r``: ``Fill.ts_local = L_r`` and ``Fill.ts_exch`` = the row's ``ts_exch``.
+  ``L_r``: ``Fill.ts_local = L_r`` and ``Fill.ts_exch`` = the row's ``ts_exch``. The fills of a
+  TAKE are caused by the action, not by a row: they reach us with its answer, at ``D``
+  (``Fill.ts_local = D``), and ``Fill.ts_exch = ts_exch_r + (A − E_r)`` with r the last row the
+  exchange processed before the TAKE arrived (the arrival on the tape's exchange clock).
 
 The exchange processes rows in tape order; an action is processed just before the first row
 not yet processed with ``A ≤ E_r`` (ties go to the action). An action submitted at t comes after
@@ -52,10 +55,15 @@ The update has the latest book as our feed delivered it (top ``book_levels`` per
 when the book changed since the last poll; None before the first BOOK row), the market trades and
 our fills delivered since the last poll, the position (sum of delivered fills), the open orders
 as the strategy knows them (placed, including those still in flight, and neither known filled,
-known rejected nor cancelled by us), the orders whose cancel is unanswered
-(``pending_cancels``: they can still fill), the funding rate (the last ASSET_CTX or FUNDING rate
+known rejected nor cancelled by us; a modified order at its new price and size from the moment
+the MODIFY is sent), ``pending_cancels``: what is unanswered and can still fill besides (the
+orders whose cancel is unanswered; for each unanswered MODIFY, the order as it was before it, at
+its old price and size; each TAKE in flight, at its limit price and size), the funding rate (the last ASSET_CTX or FUNDING rate
 seen, 0 before any) and the mark price (the last ASSET_CTX or FUNDING price seen, else the mid).
-A partially filled order is listed with its remaining size as of the fills delivered.
+A partially filled order is listed with its remaining size as of the fills delivered. ``pending_cancels``
+lists the cancel-pending orders in id order, then the old versions of modified orders in the order
+the MODIFYs were sent; an order with an unanswered MODIFY is therefore listed twice (new version in
+``open_orders``, old in ``pending_cancels``), so exposure limits count both until the answer comes.
 
 Matching at the exchange
 ------------------------
@@ -91,18 +99,52 @@ rebuilt from the rows we have seen; neither includes our orders).
 - Arrival of a CANCEL: removes the order if it still rests; if it has filled already (or never
   rested) the cancel fails, the fill stands and ``failed_cancels`` counts it when the answer
   reaches us.
+- Arrival of a MODIFY of order k to price p' and size s'. Hyperliquid runs ``modify`` (and each
+  entry of ``batchModify``) as a cancel of k followed by a new order; the new order is placed only
+  if the cancel succeeded unless the action sets ``always_place`` (Hyperliquid API docs, exchange
+  endpoint, "Modify an order"; quoted in nktkas/hyperliquid PR #145; the cancel-replace sequence is
+  described in nautechsystems/nautilus_trader PR #3831). We follow it, keeping k's id (the
+  contract of :class:`~mmlab.types.ActionKind`; Hyperliquid assigns a new oid):
+
+  * k no longer rests (filled, cancelled, rejected, or itself gone by an earlier MODIFY): the
+    modify fails like a failed cancel (``failed_cancels``), the fills stand;
+  * k rests and the new price would take liquidity (a bid at or above the best ask, an ask at or
+    below the best bid, as for a PLACE): the new post-only (Alo) order is rejected after the
+    cancel succeeded, so k is cancelled and the answer counts in ``rejections``;
+  * otherwise k is removed from its queue and rests at p' with size s' behind everything displayed
+    at p' (``queue_ahead`` = displayed size at arrival, exactly as a new order), even when
+    p' equals the old price: the cancel-replace loses the queue place.
+
+  Size semantics: s' is the size that rests after the modify (Hyperliquid's new order has size
+  s'), not a change of the total: fills of the old version before the MODIFY arrived stand and do
+  not reduce s'. Those fills, delivered before the answer, reduce the old version listed in
+  ``pending_cancels``; fills of the new version reduce the one in ``open_orders``. A fill that
+  leaves any version with nothing remaining removes the order from both lists (an old version
+  filled completely means the MODIFY will fail).
+- Arrival of a TAKE (side s, limit price P, size Q): an immediate-or-cancel taker order. If the
+  exchange's book is crossed or the opposite side is empty nothing fills; otherwise it fills
+  against the displayed opposite side, best level first, at each level's displayed price, while
+  the level is within P (asks ≤ P for a buy, bids ≥ P for a sell) and size is left: at a level
+  with displayed size d it fills ``min(remaining, d)``. What is left is cancelled. The fills are
+  ``Fill(is_maker=False)`` and pay the taker fee. Limitation: the replayed tape has no impact
+  model, so the take does not remove the liquidity it took from the book (the next rows are the
+  recording's, and a second take at once can fill against the same displayed size), it does not
+  move prices, and it never trades against our own resting orders (the displayed book never
+  includes them). It can only fill at displayed prices, never better.
 
 Money
 -----
-- Fee of a fill: ``fee_usd = maker_fee_bps · 1e-4 · price · size`` (negative is a rebate).
-  Every order is post-only, so ``taker_fee_bps`` is never charged (it is kept for unwind orders).
+- Fee of a fill: ``fee_usd = maker_fee_bps · 1e-4 · price · size`` (negative is a rebate) for
+  our post-only orders, ``taker_fee_bps · 1e-4 · price · size`` for the fills of a TAKE.
   Fees come from ``SimConfig`` (``maker_fee_bps``/``taker_fee_bps``, or ``SimConfig.for_fee_tier``
   with a Hyperliquid tier) or the builder's ``fees``/``fee_tier``.
 - FUNDING row with mark P and rate r: ``payment_usd = −position · P · r`` on the position the
   exchange holds when it processes the row (a long pays a positive rate), added to cash and to
   ``funding_usd`` (signed: what we received).
 - ``cash_usd = −Σ side · price · size − Σ fee_usd + Σ payment_usd`` over the fills and funding
-  payments delivered, accumulated in tape order; :meth:`account` reports what has reached us.
+  payments delivered, accumulated in delivery order (within one poll: the rows' fills and
+  payments in tape order, then the TAKEs' fills in answer order); :meth:`account` reports what
+  has reached us.
 """
 
 from __future__ import annotations
@@ -147,9 +189,18 @@ _NEVER_NS = -(2**63)
 
 # the exchange's answers to our actions
 _RESTED = 0
-_REJECTED = 1
+_REJECTED = 1  # post-only rejection of a PLACE, or of a MODIFY's new price (the order is cancelled)
 _CANCELLED = 2
-_CANCEL_FAILED = 3
+_CANCEL_FAILED = 3  # a CANCEL or MODIFY found the order gone
+_MODIFIED = 4
+_TAKEN = 5  # a TAKE's fills (possibly none) and the cancellation of its rest
+
+# action kinds as stored in flight
+_PLACE = 0
+_CANCEL = 1
+_MODIFY = 2
+_TAKE = 3
+_ACTION_KINDS = {ActionKind.PLACE: _PLACE, ActionKind.CANCEL: _CANCEL, ActionKind.MODIFY: _MODIFY, ActionKind.TAKE: _TAKE}
 
 
 def _is_number(value: object) -> bool:
@@ -271,26 +322,48 @@ def validate_sim_tape(tape: Tape, owner: str) -> None:
         raise TapeError(f"{owner} tape: row {row}: field 'price' must be a positive finite mark on funding rows")
 
 
-def validate_action(owner: str, index: int, action: OrderAction, next_order_id: int) -> None:
-    """Raise ``ValueError`` naming the action's index and field if it cannot be sent."""
+def validate_action(
+    owner: str,
+    index: int,
+    action: OrderAction,
+    next_order_id: int,
+    side_of: Callable[[int], int | None] | None = None,
+) -> None:
+    """Raise ``ValueError`` naming the action's index and field if it cannot be sent.
+
+    ``side_of(order_id)`` is the side of an order the strategy still knows (None otherwise); a
+    MODIFY of such an order must keep its side.
+    """
     where = f"{owner}.submit: action {index}"
-    if action.kind is ActionKind.PLACE:
-        if action.side not in (1, -1):
-            raise ValueError(f"{where}: side must be +1 or -1, got {action.side!r}")
-        if not (_is_number(action.price) and math.isfinite(action.price) and action.price > 0):
-            raise ValueError(f"{where}: price must be positive and finite, got {action.price!r}")
-        if not (_is_number(action.size) and math.isfinite(action.size) and action.size > 0):
-            raise ValueError(f"{where}: size must be positive and finite, got {action.size!r}")
-    elif action.kind is ActionKind.CANCEL:
+    kind = action.kind
+    if kind is ActionKind.CANCEL or kind is ActionKind.MODIFY:
         order_id = action.order_id
         if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id < next_order_id:
             raise ValueError(f"{where}: order_id {order_id!r} was never assigned by this venue")
-    else:
+        if kind is ActionKind.CANCEL:
+            return
+    elif kind is not ActionKind.PLACE and kind is not ActionKind.TAKE:
         raise ValueError(f"{where}: kind must be an ActionKind, got {action.kind!r}")
+    if action.side not in (1, -1):
+        raise ValueError(f"{where}: side must be +1 or -1, got {action.side!r}")
+    if not (_is_number(action.price) and math.isfinite(action.price) and action.price > 0):
+        raise ValueError(f"{where}: price must be positive and finite, got {action.price!r}")
+    if not (_is_number(action.size) and math.isfinite(action.size) and action.size > 0):
+        raise ValueError(f"{where}: size must be positive and finite, got {action.size!r}")
+    if kind is ActionKind.MODIFY and side_of is not None:
+        known_side = side_of(action.order_id)
+        if known_side is not None and known_side != int(action.side):
+            raise ValueError(
+                f"{where}: side {int(action.side)} of a MODIFY must be order {action.order_id}'s side {known_side}"
+            )
 
 
 class _Order:
-    """One of our orders: the strategy's view (``view``, ``cancel_sent``) and the exchange's state."""
+    """One of our orders: the strategy's view (``view``, ``cancel_sent``) and the exchange's state.
+
+    ``price``, ``size``, ``remaining`` and ``version`` (how many MODIFYs the exchange applied) are
+    the exchange's; ``view`` and ``view_version`` (how many MODIFYs were sent) the strategy's.
+    """
 
     __slots__ = (
         "order_id",
@@ -303,6 +376,8 @@ class _Order:
         "traded",
         "cancel_sent",
         "view",
+        "version",
+        "view_version",
     )
 
     def __init__(self, order_id: int, side: int, price: float, size: float, ts_local_sent: int) -> None:
@@ -317,15 +392,35 @@ class _Order:
         self.traded = 0.0
         self.cancel_sent = False
         self.view = OpenOrder(order_id=order_id, side=_SIDES[side], price=price, size=size, ts_local_sent=ts_local_sent)
+        self.version = 0
+        self.view_version = 0
+
+
+class _OldVersion:
+    """The strategy's view of an order as it was before an unanswered MODIFY (None: not known)."""
+
+    __slots__ = ("order_id", "version", "view")
+
+    def __init__(self, order_id: int, version: int, view: OpenOrder | None) -> None:
+        self.order_id = order_id
+        self.version = version
+        self.view = view
 
 
 class _Action(NamedTuple):
-    """An action in flight: arrival at the exchange ``A`` and arrival of its answer ``D``, ns."""
+    """An action in flight: arrival at the exchange ``A`` and arrival of its answer ``D``, ns.
+
+    ``order`` is the new order of a PLACE or TAKE; ``order_id`` the order a CANCEL or MODIFY
+    names; ``price`` and ``size`` a MODIFY's new price and size.
+    """
 
     arrival_ns: int
     answer_ns: int
-    order: _Order | None  # PLACE
-    cancel_id: int  # CANCEL: the order to cancel
+    kind: int
+    order: _Order | None
+    order_id: int
+    price: float
+    size: float
 
 
 class SimVenue:
@@ -362,9 +457,11 @@ class SimVenue:
         The tape's instrument.
     order_book : OrderBook
         The book as our feed has delivered it so far (without our orders).
-    orders_placed, rejections, failed_cancels : int
-        PLACE actions submitted; post-only rejections and cancels that found nothing to cancel,
-        as their answers reached us.
+    orders_placed, modifies_sent, takes_sent : int
+        PLACE, MODIFY and TAKE actions submitted.
+    rejections, failed_cancels : int
+        Post-only rejections (of a PLACE, or of a MODIFY's new price) and CANCELs or MODIFYs that
+        found the order gone, as their answers reached us.
     funding_events : list of FundingPayment
         Every funding payment delivered, in tape order.
     """
@@ -408,7 +505,7 @@ class SimVenue:
         self._last_arrival_ns = _NEVER_NS
         self._last_answer_ns = _NEVER_NS
         self._maker_fee_frac = bps_to_frac(self.fees.maker_bps)
-        # charged only to orders that take liquidity; every order is post-only today
+        # charged to the fills of TAKE orders, the only ones that take liquidity
         self._taker_fee_frac = bps_to_frac(self.fees.taker_bps)
 
         # Python lists: indexing them in the row loop is several times faster than numpy scalars.
@@ -435,9 +532,11 @@ class SimVenue:
         self._resting: dict[int, dict[float, list[_Order]]] = {1: {}, -1: {}}
         self._exchange_position = 0.0
         self._in_flight: deque[_Action] = deque()  # not yet at the exchange, in submission order
-        self._answers: deque[tuple[int, int, int]] = deque()  # (D, answer, order id) on their way to us
-        # fills and funding payments on their way to us: (row, Fill or FundingPayment, remaining)
-        self._row_effects: deque[tuple[int, Fill | FundingPayment, float]] = deque()
+        # (D, answer, order id, action kind, a TAKE's fills) on their way to us
+        self._answers: deque[tuple[int, int, int, int, tuple[Fill, ...]]] = deque()
+        # fills and funding payments on their way to us: (row, Fill or FundingPayment, remaining,
+        # version of the order that filled)
+        self._row_effects: deque[tuple[int, Fill | FundingPayment, float, int]] = deque()
 
         # -- what has reached us -----------------------------------------------------------
         self.order_book = OrderBook()
@@ -450,6 +549,8 @@ class SimVenue:
         self._fills: list[Fill] = []
         self._next_order_id = 1
         self._known: dict[int, _Order] = {}  # the strategy's open orders and pending cancels
+        # per unanswered MODIFY, in submission order: the order before it
+        self._old_versions: deque[_OldVersion] = deque()
         self._position = 0.0
         self._cash_usd = 0.0
         self._fees_usd = 0.0
@@ -460,6 +561,8 @@ class SimVenue:
         self._mark_price = math.nan
 
         self.orders_placed = 0
+        self.modifies_sent = 0
+        self.takes_sent = 0
         self.rejections = 0
         self.failed_cancels = 0
         self.funding_events: list[FundingPayment] = []
@@ -497,8 +600,13 @@ class SimVenue:
         self._trade_rows.clear()
         fills = tuple(self._fills)
         self._fills.clear()
-        open_orders = tuple(order.view for order in self._known.values() if not order.cancel_sent)
-        pending_cancels = tuple(order.view for order in self._known.values() if order.cancel_sent)
+        known = self._known
+        open_orders = tuple(order.view for order in known.values() if not order.cancel_sent)
+        pending = [order.view for order in known.values() if order.cancel_sent]
+        if self._old_versions:
+            # the versions an unanswered MODIFY replaces can still fill
+            pending.extend(old.view for old in self._old_versions if old.view is not None and old.order_id in known)
+        pending_cancels = tuple(pending)
         mark = self._mark_price if math.isfinite(self._mark_price) else self.order_book.mid()
         return VenueUpdate(
             ts_local=ts,
@@ -516,9 +624,12 @@ class SimVenue:
     def submit(self, actions: Sequence[OrderAction], ts_local: int) -> list[int]:
         """Send ``actions`` stamped with local time ``ts_local``; return the new orders' ids.
 
-        PLACE actions get fresh order ids (1, 2, ...) in the order given, whatever their
-        ``order_id`` field; CANCEL actions name the order to cancel in ``order_id``. All actions
-        are validated before any is sent.
+        PLACE and TAKE actions get fresh order ids (1, 2, ...) in the order given, whatever their
+        ``order_id`` field, and both ids are returned; CANCEL and MODIFY actions name their order
+        in ``order_id``. A MODIFY moves the strategy's view of the order to the new price and size
+        at once (the old version is listed in ``pending_cancels`` until the answer); a TAKE is
+        listed in ``pending_cancels`` until its answer. All actions are validated before any is
+        sent.
 
         Raises
         ------
@@ -530,7 +641,7 @@ class SimVenue:
         if ts < self._clock_ns:
             raise ValueError(f"SimVenue.submit: ts_local {ts} is earlier than the venue clock {self._clock_ns}")
         for index, action in enumerate(actions):
-            validate_action("SimVenue", index, action, self._next_order_id)
+            validate_action("SimVenue", index, action, self._next_order_id, self._known_side)
         self._clock_ns = ts
         assigned: list[int] = []
         for action in actions:
@@ -541,19 +652,43 @@ class SimVenue:
             # D = max(A + drawn response latency, D of the previous action): answers in order
             answer_ns = max(arrival_ns + self._draw_response_latency_ns(), self._last_answer_ns)
             self._last_answer_ns = answer_ns
-            if action.kind is ActionKind.PLACE:
+            kind = _ACTION_KINDS[action.kind]
+            if kind == _PLACE or kind == _TAKE:
                 order = _Order(self._next_order_id, int(action.side), float(action.price), float(action.size), ts)
                 self._next_order_id += 1
                 self._known[order.order_id] = order
-                self._in_flight.append(_Action(arrival_ns, answer_ns, order, 0))
-                self.orders_placed += 1
+                self._in_flight.append(_Action(arrival_ns, answer_ns, kind, order, order.order_id, 0.0, 0.0))
+                if kind == _PLACE:
+                    self.orders_placed += 1
+                else:
+                    # immediate-or-cancel: it can fill until its answer, never rests
+                    order.cancel_sent = True
+                    self.takes_sent += 1
                 assigned.append(order.order_id)
+            elif kind == _MODIFY:
+                order_id = int(action.order_id)
+                price, size = float(action.price), float(action.size)
+                target = self._known.get(order_id)
+                if target is not None:
+                    self._old_versions.append(_OldVersion(order_id, target.view_version, target.view))
+                    target.view_version += 1
+                    target.view = OpenOrder(
+                        order_id=order_id, side=target.view.side, price=price, size=size, ts_local_sent=ts
+                    )
+                else:
+                    self._old_versions.append(_OldVersion(order_id, -1, None))
+                self._in_flight.append(_Action(arrival_ns, answer_ns, kind, None, order_id, price, size))
+                self.modifies_sent += 1
             else:
                 target = self._known.get(action.order_id)
                 if target is not None:
                     target.cancel_sent = True
-                self._in_flight.append(_Action(arrival_ns, answer_ns, None, int(action.order_id)))
+                self._in_flight.append(_Action(arrival_ns, answer_ns, kind, None, int(action.order_id), 0.0, 0.0))
         return assigned
+
+    def _known_side(self, order_id: int) -> int | None:
+        order = self._known.get(order_id)
+        return None if order is None else order.side
 
     def account(self) -> AccountState:
         """Position and cash from the fills and funding payments that have reached us."""
@@ -598,7 +733,7 @@ class SimVenue:
             before = bisect_left(self._exchange_ns, in_flight[0].arrival_ns, self._exchange_row)
             if before > self._exchange_row:
                 self._exchange_rows(before)
-            self._arrive(in_flight.popleft())
+            self._arrive(in_flight.popleft(), self._exchange_row)
 
     def _exchange_rows(self, end: int) -> None:
         """Process rows up to ``end`` at the exchange, each after the actions with ``A ≤ E_r``."""
@@ -621,7 +756,7 @@ class SimVenue:
             if exchange_ns[row] >= next_arrival_ns:
                 # A ≤ E_r: these actions reached the exchange before this row happened
                 while in_flight and in_flight[0].arrival_ns <= exchange_ns[row]:
-                    self._arrive(in_flight.popleft())
+                    self._arrive(in_flight.popleft(), row)
                 next_arrival_ns = in_flight[0].arrival_ns if in_flight else math.inf
             kind = kinds[row]
             if kind == _BOOK:
@@ -659,28 +794,105 @@ class SimVenue:
             resync_row = -1
         self._resync_row = resync_row
 
-    def _arrive(self, action: _Action) -> None:
-        """Process one action at the exchange; its answer starts its way back to us."""
-        if action.order is not None:
+    def _arrive(self, action: _Action, next_row: int) -> None:
+        """Process one action at the exchange, before row ``next_row``; its answer starts back to us."""
+        kind = action.kind
+        fills: tuple[Fill, ...] = ()
+        if kind == _PLACE:
             answer = self._arrive_place(action.order)
-            order_id = action.order.order_id
+        elif kind == _CANCEL:
+            answer = self._arrive_cancel(action.order_id)
+        elif kind == _MODIFY:
+            answer = self._arrive_modify(action.order_id, action.price, action.size)
         else:
-            answer = self._arrive_cancel(action.cancel_id)
-            order_id = action.cancel_id
-        self._answers.append((action.answer_ns, answer, order_id))
+            fills = self._arrive_take(action, next_row)
+            answer = _TAKEN
+        self._answers.append((action.answer_ns, answer, action.order_id, kind, fills))
+
+    def _crosses(self, side: int, price: float) -> bool:
+        """Post-only: a bid at or above the best ask (ask at or below the best bid) would take.
+
+        Comparisons with NaN (empty opposite side) are False, so such an order rests.
+        """
+        book = self._exchange_book
+        return price >= book.best_ask() if side == 1 else price <= book.best_bid()
 
     def _arrive_place(self, order: _Order) -> int:
-        book = self._exchange_book
         side, price = order.side, order.price
-        # post-only: a bid at or above the best ask (ask at or below the best bid) would take;
-        # comparisons with NaN (empty opposite side) are False, so the order rests
-        crosses = price >= book.best_ask() if side == 1 else price <= book.best_bid()
-        if crosses:
+        if self._crosses(side, price):
             return _REJECTED
-        order.queue_ahead = book.size_at(side, price)
-        self._resting[side].setdefault(price, []).append(order)
-        self._resting_by_id[order.order_id] = order
+        self._rest(order)
         return _RESTED
+
+    def _rest(self, order: _Order) -> None:
+        """Join the queue at the order's price behind everything displayed there."""
+        order.queue_ahead = self._exchange_book.size_at(order.side, order.price)
+        self._resting[order.side].setdefault(order.price, []).append(order)
+        self._resting_by_id[order.order_id] = order
+
+    def _arrive_modify(self, order_id: int, price: float, size: float) -> int:
+        """Cancel-replace (see the module docstring): fail, reject (cancelling the order) or re-queue."""
+        order = self._resting_by_id.get(order_id)
+        if order is None:
+            # filled, cancelled or rejected before the modify arrived: the fills stand
+            return _CANCEL_FAILED
+        # the cancel half: the order leaves its queue (and the queue bookkeeping of a snapshot)
+        self._remove_resting(order)
+        self._sizes_before_clear.pop(order_id, None)
+        # the new (Alo) order half: rejected if it would take, and the old one is already gone
+        if self._crosses(order.side, price):
+            return _REJECTED
+        order.price = price
+        order.size = size
+        # the new order's size is what rests, whatever the old one filled
+        order.remaining = size
+        order.traded = 0.0
+        order.version += 1
+        self._rest(order)
+        return _MODIFIED
+
+    def _arrive_take(self, action: _Action, next_row: int) -> tuple[Fill, ...]:
+        """Fill an immediate-or-cancel order against the displayed book (module docstring, TAKE)."""
+        order = action.order
+        book = self._exchange_book
+        side, limit = order.side, order.price
+        best_bid, best_ask = book.best_bid(), book.best_ask()
+        if best_bid >= best_ask or next_row == 0:
+            # a crossed (or locked) book has no price to trust; before any row there is no book
+            return ()
+        fills: list[Fill] = []
+        remaining = order.size
+        # the arrival on the tape's exchange clock: ts_exch_r + (A − E_r), r the last row processed
+        last = next_row - 1
+        ts_exch = self._ts_exch[last] + (action.arrival_ns - self._exchange_ns[last])
+        for price, displayed in book.top_levels(-side):
+            # beyond the limit: an ask above it for a buy, a bid below it for a sell
+            if side * (price - limit) > 0.0:
+                break
+            fill_size = displayed
+            if remaining - displayed <= _REMAINDER_TOLERANCE * order.size:
+                fill_size = remaining
+            # taker fee: taker_fee_bps · 1e-4 · notional
+            fee_usd = price * fill_size * self._taker_fee_frac
+            self._exchange_position += side * fill_size
+            fills.append(
+                Fill(
+                    ts_exch=ts_exch,
+                    ts_local=action.answer_ns,
+                    order_id=order.order_id,
+                    side=_SIDES[side],
+                    price=price,
+                    size=fill_size,
+                    fee_usd=fee_usd,
+                    is_maker=False,
+                )
+            )
+            if fill_size == remaining:
+                break
+            remaining -= fill_size
+        # the rest is cancelled: a TAKE never rests
+        order.remaining = 0.0
+        return tuple(fills)
 
     def _arrive_cancel(self, order_id: int) -> int:
         order = self._resting_by_id.get(order_id)
@@ -772,7 +984,7 @@ class SimVenue:
         else:
             order.remaining -= fill_size
         # reaches us with the row that caused it
-        self._row_effects.append((row, fill, order.remaining))
+        self._row_effects.append((row, fill, order.remaining, order.version))
 
     def _pay_funding(self, row: int) -> None:
         mark = self._price[row]
@@ -783,7 +995,7 @@ class SimVenue:
         payment = FundingPayment(
             ts_local=self._ts_local[row], position=position, mark_price=mark, rate=rate, payment_usd=payment_usd
         )
-        self._row_effects.append((row, payment, 0.0))
+        self._row_effects.append((row, payment, 0.0, 0))
 
     # -- what reaches us -------------------------------------------------------------------
 
@@ -818,9 +1030,9 @@ class SimVenue:
 
         effects = self._row_effects
         while effects and effects[0][0] < seen_end:
-            _, effect, remaining = effects.popleft()
+            _, effect, remaining, version = effects.popleft()
             if isinstance(effect, Fill):
-                self._deliver_fill(effect, remaining)
+                self._deliver_fill(effect, remaining, version)
             else:
                 # cash: + payment
                 self._cash_usd += effect.payment_usd
@@ -829,15 +1041,44 @@ class SimVenue:
 
         answers = self._answers
         while answers and answers[0][0] <= ts:
-            _, answer, order_id = answers.popleft()
+            _, answer, order_id, kind, fills = answers.popleft()
+            if kind == _MODIFY:
+                # the old version's last chance to fill has passed (or the order is gone)
+                self._old_versions.popleft()
+            for fill in fills:
+                self._account_fill(fill)
             if answer == _REJECTED:
                 self.rejections += 1
             elif answer == _CANCEL_FAILED:
                 self.failed_cancels += 1
-            if answer != _RESTED:
+            if answer != _RESTED and answer != _MODIFIED:
                 self._known.pop(order_id, None)
 
-    def _deliver_fill(self, fill: Fill, remaining: float) -> None:
+    def _deliver_fill(self, fill: Fill, remaining: float, version: int) -> None:
+        self._account_fill(fill)
+        order = self._known.get(fill.order_id)
+        if order is None:
+            return  # its cancel's answer came first
+        if remaining == 0.0:
+            # nothing rests: the order is done (an old version filled completely: its MODIFY fails)
+            del self._known[fill.order_id]
+        elif version == order.view_version:
+            view = order.view
+            order.view = OpenOrder(
+                order_id=view.order_id, side=view.side, price=view.price, size=remaining, ts_local_sent=view.ts_local_sent
+            )
+        else:
+            # a version an unanswered MODIFY replaces (if its answer came first, nothing to update)
+            for old in self._old_versions:
+                if old.order_id == fill.order_id and old.version == version and old.view is not None:
+                    view = old.view
+                    old.view = OpenOrder(
+                        order_id=view.order_id, side=view.side, price=view.price, size=remaining,
+                        ts_local_sent=view.ts_local_sent,
+                    )  # fmt: skip
+                    break
+
+    def _account_fill(self, fill: Fill) -> None:
         side = int(fill.side)
         notional_usd = fill.price * fill.size
         self._position += side * fill.size
@@ -847,19 +1088,6 @@ class SimVenue:
         self._volume_usd += notional_usd
         self._fill_count += 1
         self._fills.append(fill)
-        order = self._known.get(fill.order_id)
-        if order is None:
-            return  # its cancel's answer came first
-        if remaining == 0.0:
-            del self._known[fill.order_id]
-        else:
-            order.view = OpenOrder(
-                order_id=order.order_id,
-                side=_SIDES[order.side],
-                price=order.price,
-                size=remaining,
-                ts_local_sent=order.ts_local_sent,
-            )
 
     def _trade(self, row: int) -> Trade:
         return Trade(

@@ -2,7 +2,8 @@
 
 Real tapes (Binance BTCUSDT depth diffs, the Hyperliquid collector's BTC snapshots, a synthetic
 market) are replayed through both engines with the same strategy (a fixed-spread quoter at the
-touch, or the full pipeline), under every queue model, with random order and response latencies
+touch, the full pipeline, or a seeded random strategy that sends every kind of action: PLACE,
+CANCEL, MODIFY and TAKE), under every queue model, with random order and response latencies
 and the recorded feed latency. Funding rows are added to each tape (none of these short
 recordings contains a funding time) so that payments are exercised too. Everything the strategy
 and the account see must be identical: every update (book, open orders, pending cancels,
@@ -106,6 +107,8 @@ class Outcome(NamedTuple):
     orders_placed: int
     funding_events: tuple
     account: object
+    modifies_sent: int = 0
+    takes_sent: int = 0
 
 
 def replay(venue, strategy, tape: Tape, step_ns: int = STEP_NS) -> Outcome:
@@ -129,6 +132,8 @@ def replay(venue, strategy, tape: Tape, step_ns: int = STEP_NS) -> Outcome:
         orders_placed=venue.orders_placed,
         funding_events=tuple(venue.funding_events),
         account=venue.account(),
+        modifies_sent=venue.modifies_sent,
+        takes_sent=venue.takes_sent,
     )
 
 
@@ -227,6 +232,117 @@ def test_the_benchmark_run_equals_the_python_quoter_on_the_whole_binance_tape(bi
         reference.summary.cancels_sent,
     )
     assert run.cycles["position"].tolist() == reference.cycles["position"].tolist()
+
+
+class RandomActions:
+    """A seeded strategy that sends PLACE, CANCEL, MODIFY and TAKE actions around the book it sees.
+
+    Its choices depend only on its seed and on the updates, so two engines that report the same
+    updates receive the same actions. Prices are mostly the book's own levels (and sometimes a
+    price the tape never shows, or one that crosses, so that post-only rejections of PLACEs and
+    MODIFYs happen); it modifies open orders, orders it asked to cancel and orders already gone.
+    """
+
+    def __init__(self, seed: int, size: float) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.size = size
+        self.sides: dict[int, Side] = {}  # every order id seen, with its side
+
+    def _price(self, book, side: Side) -> float:
+        own = book.bid_px if side is Side.BUY else book.ask_px
+        other = book.ask_px if side is Side.BUY else book.bid_px
+        u = self.rng.random()
+        if u < 0.12 and other.size:
+            return float(other[0])  # at the opposite touch: crosses
+        if u < 0.2 and own.size >= 2:
+            return float(0.5 * (own[0] + own[1]))  # between two levels: a price the tape may never show
+        return float(own[min(int(self.rng.integers(0, 4)), own.size - 1)]) if own.size else float(other[0])
+
+    def cycle(self, update):
+        from mmlab.pipeline import CycleOutput
+        from mmlab.types import ParameterUpdates, QuoteSet
+
+        rng = self.rng
+        book = update.book
+        actions: list[OrderAction] = []
+        listed = {order.order_id for order in update.open_orders + update.pending_cancels}
+        for order in update.open_orders + update.pending_cancels:
+            self.sides[order.order_id] = order.side
+        gone = [order_id for order_id in self.sides if order_id not in listed][-20:]  # modifying them fails
+        if book is not None and book.bid_px.size and book.ask_px.size:
+            size = lambda: float(self.size * rng.integers(1, 4))  # noqa: E731
+            if len(update.open_orders) < 4 or rng.random() < 0.2:
+                side = Side.BUY if rng.random() < 0.5 else Side.SELL
+                actions.append(OrderAction(kind=ActionKind.PLACE, side=side, price=self._price(book, side), size=size()))
+            for order in update.open_orders:
+                u = rng.random()
+                if u < 0.25:
+                    actions.append(OrderAction(
+                        kind=ActionKind.MODIFY, side=order.side, price=self._price(book, order.side), size=size(),
+                        order_id=order.order_id,
+                    ))  # fmt: skip
+                elif u < 0.35:
+                    actions.append(OrderAction(kind=ActionKind.CANCEL, side=order.side, price=order.price, size=order.size, order_id=order.order_id))
+            for order in update.pending_cancels:
+                if rng.random() < 0.05:  # a modify racing its own cancel (or an unanswered modify)
+                    actions.append(OrderAction(
+                        kind=ActionKind.MODIFY, side=order.side, price=self._price(book, order.side), size=size(),
+                        order_id=order.order_id,
+                    ))  # fmt: skip
+            if gone and rng.random() < 0.1:
+                order_id = gone[int(rng.integers(0, len(gone)))]
+                side = self.sides[order_id]
+                actions.append(OrderAction(kind=ActionKind.MODIFY, side=side, price=self._price(book, side), size=size(), order_id=order_id))
+            if rng.random() < 0.08:
+                side = Side.BUY if rng.random() < 0.5 else Side.SELL
+                opposite = book.ask_px if side is Side.BUY else book.bid_px
+                limit = float(opposite[min(int(rng.integers(0, 3)), opposite.size - 1)])
+                actions.append(OrderAction(kind=ActionKind.TAKE, side=side, price=limit, size=float(self.size * rng.integers(1, 30))))
+        return CycleOutput(
+            ts_local=update.ts_local, observations=(), belief=None, budget=None, surface=None,
+            quotes=QuoteSet(ts_local=update.ts_local, bids=(), asks=()), actions=tuple(actions),
+            updates=ParameterUpdates(ts_local=update.ts_local, fills_marked=0),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("queue_model", ("risk_averse", "power:2"))
+def test_modify_and_take_actions_get_identical_results_on_both_engines(tapes, queue_model):
+    seen = {"modifies": 0, "takes": 0, "taker_fills": 0, "maker_fills": 0, "rejections": 0, "failed": 0, "both": 0}
+    for seed, (name, tape) in enumerate(tapes.items()):
+        short = tape.slice_time(None, int(tape.ts_local[0]) + int(15e9))
+        size = 0.002 if tape.instrument.sz_decimals >= 3 else 0.5
+        config = random_latencies(seed + 7, queue_model=queue_model, maker_fee_bps=-0.2, taker_fee_bps=3.5)
+        reference, compiled = both_engines(short, config, lambda _tape: RandomActions(seed, size))
+        assert compiled == reference, (name, queue_model)
+        seen["modifies"] += reference.modifies_sent
+        seen["takes"] += reference.takes_sent
+        seen["taker_fills"] += sum(not fill.is_maker for fill in reference.fills)
+        seen["maker_fills"] += sum(fill.is_maker for fill in reference.fills)
+        seen["rejections"] += reference.rejections
+        seen["failed"] += reference.failed_cancels
+        # an order listed twice: new version open, old version pending (a modify in flight)
+        seen["both"] += sum(
+            bool({o.order_id for o in update[2]} & {o.order_id for o in update[3]}) for update in reference.updates
+        )
+        assert any(event.position != 0.0 for event in reference.funding_events), name
+    assert all(count > 0 for count in seen.values()), seen
+
+
+def test_a_take_sweeping_more_levels_than_the_buffer_holds_grows_it():
+    # 300 ask levels, one take through all of them (the take-fills buffer starts at 64 rows)
+    rows = [(_at(0), EventKind.BOOK_CLEAR, 0, 0.0, 0.0, math.nan, 0), (_at(0), EventKind.BOOK, 1, 100.0, 5.0, math.nan, 0)]
+    rows += [(_at(0), EventKind.BOOK, -1, round(100.1 + 0.1 * k, 1), 0.5, math.nan, 0) for k in range(300)]
+    rows += [(_at(500), EventKind.TRADE, 1, 100.1, 0.1, math.nan, 1)]
+    tape = make_tape(rows)
+    config = SimConfig(feed_latency_s=0.01, order_latency_s=0.02)
+    outcomes = []
+    for venue in (SimVenue(tape, config), FastSimVenue(tape, config)):
+        venue.poll(_at(10))
+        venue.submit([OrderAction(kind=ActionKind.TAKE, side=Side.BUY, price=200.0, size=1_000.0)] * 2, _at(10))
+        update = venue.poll(_at(100))
+        outcomes.append((update.fills, venue.account()))
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0][0]) == 600 and outcomes[0][1].position == 300.0
 
 
 # -- capacity: more live orders, actions and fills than the initial arrays hold -------------------
