@@ -490,18 +490,35 @@ class ExecutorConfig(ConfigBase):
 
     ``solver`` is ``"exact"`` (KKT water-filling, the hot path) or ``"cvxpy"`` (the same program
     written in cvxpy with parameters). ``reprice_tolerance_bps`` is how far a resting order may be
-    from its target before it is replaced.
+    from its target before it is replaced, at zero urgency (it is divided by 1 + urgency).
+    ``max_resting_notional_usd`` caps Σ price × size over both sides (open orders reserve margin).
+    ``jump_urgency_sigmas`` is k in the urgency a fair-value jump adds, max(0, z − k) with
+    z = |Δ ln V̂| / (σ̂ √Δt). ``taker_fee_bps`` is what a TAKE pays; the unwind policy is re-solved
+    when one of its inputs moves by more than ``unwind_recompute_rel`` (relative), on a lattice of
+    at most ``unwind_max_lots`` lots per side.
     """
 
     solver: str = "exact"
     reprice_tolerance_bps: float = 1.0
     resize_tolerance_frac: float = 0.25
+    max_resting_notional_usd: float = 1_000.0
+    jump_urgency_sigmas: float = 3.0
+    taker_fee_bps: float = 4.5
+    unwind_recompute_rel: float = 0.1
+    unwind_max_lots: int = 40
 
     def __post_init__(self) -> None:
+        owner = "ExecutorConfig"
         if self.solver not in ("exact", "cvxpy"):
-            raise ConfigError(f"ExecutorConfig.solver must be 'exact' or 'cvxpy', got {self.solver!r}")
-        check_field("ExecutorConfig", "reprice_tolerance_bps", self.reprice_tolerance_bps, ge=0.0)
-        check_field("ExecutorConfig", "resize_tolerance_frac", self.resize_tolerance_frac, ge=0.0, lt=1.0)
+            raise ConfigError(f"{owner}.solver must be 'exact' or 'cvxpy', got {self.solver!r}")
+        check_field(owner, "reprice_tolerance_bps", self.reprice_tolerance_bps, ge=0.0)
+        check_field(owner, "resize_tolerance_frac", self.resize_tolerance_frac, ge=0.0, lt=1.0)
+        check_field(owner, "max_resting_notional_usd", self.max_resting_notional_usd, ge=0.0)
+        check_field(owner, "jump_urgency_sigmas", self.jump_urgency_sigmas, gt=0.0)
+        check_field(owner, "taker_fee_bps", self.taker_fee_bps, ge=0.0)
+        check_field(owner, "unwind_recompute_rel", self.unwind_recompute_rel, gt=0.0, lt=1.0)
+        if isinstance(self.unwind_max_lots, bool) or not isinstance(self.unwind_max_lots, int) or not 1 <= self.unwind_max_lots <= 500:
+            raise ConfigError(f"{owner}.unwind_max_lots must be an integer in [1, 500], got {self.unwind_max_lots!r}")
 
 
 @dataclass(**CONFIG)
