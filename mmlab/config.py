@@ -450,12 +450,19 @@ class ActuaryConfig(ConfigBase):
     """GLFT fill intensities per side, Λ(δ) = A · exp(−κ · δ_bps), and the ladder's shape.
 
     The default intensities describe a liquid book whose fills concentrate within a few bps of
-    fair value (κ = 1 per bps); calibrate them per coin. ``maker_fee_bps`` is what the strategy
-    believes it pays (negative is a rebate) and should match the venue's tier.
+    fair value (κ = 1 per bps); calibrate them per coin
+    (:func:`mmlab.calibrate.intensity.fit_fill_intensity` fits them from a tape). ``maker_fee_bps``
+    is what the strategy believes it pays (negative is a rebate) and should match the venue's tier.
+    ``level_spacing_bps`` is the smallest distance between two levels of one side (set it to at
+    least one price tick); with ``adaptive_spacing`` the levels beyond the first sit at equal
+    quantiles of the positive expected-PnL mass, evaluated on ``depth_grid_points`` depths,
+    otherwise they step by ``level_spacing_bps``.
     """
 
     levels: int = 10
     level_spacing_bps: float = 2.0
+    adaptive_spacing: bool = True
+    depth_grid_points: int = 96
     intensity_at_touch_bid_per_s: float = 1.0
     intensity_at_touch_ask_per_s: float = 1.0
     intensity_decay_bid_per_bps: float = 1.0
@@ -470,6 +477,10 @@ class ActuaryConfig(ConfigBase):
         if not isinstance(self.levels, int) or not 1 <= self.levels <= 50:
             raise ConfigError(f"ActuaryConfig.levels must be an integer in [1, 50], got {self.levels!r}")
         check_field("ActuaryConfig", "level_spacing_bps", self.level_spacing_bps, gt=0.0)
+        if not isinstance(self.adaptive_spacing, bool):
+            raise ConfigError(f"ActuaryConfig.adaptive_spacing must be a bool, got {self.adaptive_spacing!r}")
+        if not isinstance(self.depth_grid_points, int) or not 8 <= self.depth_grid_points <= 4096:
+            raise ConfigError(f"ActuaryConfig.depth_grid_points must be an integer in [8, 4096], got {self.depth_grid_points!r}")
         for name in (
             "intensity_at_touch_bid_per_s",
             "intensity_at_touch_ask_per_s",

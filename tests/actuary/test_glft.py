@@ -1,5 +1,7 @@
 """Shape of the GLFT prices: ordering, skew direction, widening (checked over grids)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -53,8 +55,14 @@ def test_spread_widens_with_volatility():
 
 
 def test_positive_funding_lowers_both_quotes():
-    flat = _surface(0.0, funding_rate=0.0)
-    paid = _surface(0.0, funding_rate=1e-4)
+    # The governor's carry is ~0 far from a settlement (funding accrues only at settlements), so
+    # the budget's carry is set directly here: it is the actuary's input.
+    governor = InventoryGovernor(GovernorConfig())
+    belief = _belief()
+    budget = governor.budget(belief, 0.0)
+    actuary = GlftActuary(ActuaryConfig())
+    flat = actuary.price(belief, budget, None, None)
+    paid = actuary.price(belief, dataclasses.replace(budget, funding_carry_bps=0.5), None, None)
     assert paid.bids[0].price < flat.bids[0].price
     assert paid.asks[0].price < flat.asks[0].price
 
