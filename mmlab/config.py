@@ -534,23 +534,88 @@ class ExecutorConfig(ConfigBase):
 
 @dataclass(**CONFIG)
 class EvaluatorConfig(ConfigBase):
-    """Markout bookkeeping; ``adverse_selection_half_life_fills`` smooths the AS estimate."""
+    """Markouts, their decomposition, π̂, counterfactual PnL, multiplicative weights, change points.
+
+    ``adverse_selection_half_life_fills`` smooths the AS estimate. A fill's spread captured is
+    split at ``decomposition_short_horizon_s`` and ``decomposition_long_horizon_s`` (both markout
+    horizons) into realized spread, temporary and permanent impact. ``volatility_half_life_s`` is
+    the half-life of the mean squared 1 s log-mid return (σ² for π̂ and the change-point prior).
+    π̂ (:mod:`mmlab.evaluator.informed`) has a Beta(``informed_prior_a``, ``informed_prior_b``)
+    prior, remembers about ``informed_memory_fills`` fills and is sent once
+    ``informed_min_fills`` fills are judged. ``counterfactual_adjust_bps`` are the candidate
+    spread adjustments that AdaHedge weighs, one round per ``counterfactual_round_s``; ``maker_fee_bps`` is the fee charged to a
+    counterfactual fill until our own maker fills have measured it. The change-point detector
+    samples the mid every ``changepoint_sample_interval_s``, has hazard
+    1 / ``changepoint_hazard_timescale_s``, keeps ``changepoint_max_run_length`` run lengths and
+    reports the posterior mass on runs shorter than ``changepoint_window_samples``;
+    ``changepoint_prior_shape`` is α₀ of its Gamma prior on a new run's precision.
+    """
 
     markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
     adverse_selection_horizon_s: float = 10.0
     adverse_selection_half_life_fills: float = 50.0
+    decomposition_short_horizon_s: float = 1.0
+    decomposition_long_horizon_s: float = 60.0
+    volatility_half_life_s: float = 300.0
+    informed_prior_a: float = 1.0
+    informed_prior_b: float = 1.0
+    informed_memory_fills: float = 2000.0
+    informed_min_fills: int = 30
+    counterfactual_adjust_bps: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+    maker_fee_bps: float = 1.5
+    counterfactual_round_s: float = 1.0
+    changepoint_sample_interval_s: float = 1.0
+    changepoint_hazard_timescale_s: float = 250.0
+    changepoint_max_run_length: int = 300
+    changepoint_window_samples: int = 30
+    changepoint_prior_shape: float = 1.0
 
     def __post_init__(self) -> None:
+        owner = "EvaluatorConfig"
         if not self.markout_horizons_s:
             raise ConfigError("EvaluatorConfig.markout_horizons_s must not be empty")
         for h in self.markout_horizons_s:
-            check_field("EvaluatorConfig", "markout_horizons_s", h, gt=0.0)
-        if self.adverse_selection_horizon_s not in self.markout_horizons_s:
+            check_field(owner, "markout_horizons_s", h, gt=0.0)
+        for name in ("adverse_selection_horizon_s", "decomposition_short_horizon_s", "decomposition_long_horizon_s"):
+            if getattr(self, name) not in self.markout_horizons_s:
+                raise ConfigError(f"{owner}.{name} must be one of markout_horizons_s, got {getattr(self, name)!r}")
+        if not self.decomposition_short_horizon_s < self.decomposition_long_horizon_s:
             raise ConfigError(
-                "EvaluatorConfig.adverse_selection_horizon_s must be one of markout_horizons_s, "
-                f"got {self.adverse_selection_horizon_s!r}"
+                f"{owner}.decomposition_short_horizon_s must be < decomposition_long_horizon_s, "
+                f"got {self.decomposition_short_horizon_s!r} and {self.decomposition_long_horizon_s!r}"
             )
-        check_field("EvaluatorConfig", "adverse_selection_half_life_fills", self.adverse_selection_half_life_fills, gt=0.0)
+        for name in (
+            "adverse_selection_half_life_fills",
+            "volatility_half_life_s",
+            "informed_prior_a",
+            "informed_prior_b",
+            "changepoint_sample_interval_s",
+            "changepoint_prior_shape",
+            "counterfactual_round_s",
+        ):
+            check_field(owner, name, getattr(self, name), gt=0.0)
+        check_field(owner, "informed_memory_fills", self.informed_memory_fills, gt=1.0)
+        check_field(owner, "changepoint_hazard_timescale_s", self.changepoint_hazard_timescale_s, gt=self.changepoint_sample_interval_s)
+        check_field(owner, "maker_fee_bps", self.maker_fee_bps, gt=-10.0, lt=100.0)
+        if not self.counterfactual_adjust_bps:
+            raise ConfigError(f"{owner}.counterfactual_adjust_bps must not be empty")
+        for a in self.counterfactual_adjust_bps:
+            check_field(owner, "counterfactual_adjust_bps", a, gt=-100.0, lt=100.0)
+        if any(b <= a for a, b in zip(self.counterfactual_adjust_bps, self.counterfactual_adjust_bps[1:])):
+            raise ConfigError(f"{owner}.counterfactual_adjust_bps must be strictly increasing, got {self.counterfactual_adjust_bps!r}")
+        for name in ("informed_min_fills", "changepoint_max_run_length", "changepoint_window_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{owner}.{name} must be an integer, got {value!r}")
+        if self.informed_min_fills < 1:
+            raise ConfigError(f"{owner}.informed_min_fills must be >= 1, got {self.informed_min_fills!r}")
+        if self.changepoint_max_run_length < 2:
+            raise ConfigError(f"{owner}.changepoint_max_run_length must be >= 2, got {self.changepoint_max_run_length!r}")
+        if not 1 <= self.changepoint_window_samples < self.changepoint_max_run_length:
+            raise ConfigError(
+                f"{owner}.changepoint_window_samples must be in [1, changepoint_max_run_length), "
+                f"got {self.changepoint_window_samples!r}"
+            )
 
 
 @dataclass(**CONFIG)
