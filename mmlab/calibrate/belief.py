@@ -91,8 +91,9 @@ def belief_frame(
     ``frame.attrs["innovations"]`` holds every observation's innovation ν (in its component's
     unit) and predicted variance S, with ``ts_local`` and ``source``.
 
-    With a ``calibration``, the filter tempers the ln V layers' regime evidence by the
-    calibration's ``fair_value_evidence_weight`` (:class:`~mmlab.config.FilterConfig`).
+    With a ``calibration``, the filter takes what it fitted for the filter
+    (:meth:`~mmlab.config.FilterConfig.calibrated`): the ln V layers' regime evidence weight (the
+    mid layer's noise ``R₀ + c σ²`` stays off, see there).
 
     Columns: ``ts_local`` (ns), ``mid`` and ``micro_l1`` (USD, NaN without a usable book),
     ``fair_value`` (V̂, USD), ``fair_value_std_bps``, ``drift_bps_per_s``, ``sigma_bps_per_sqrt_s``,
@@ -102,9 +103,8 @@ def belief_frame(
     interval_s = interval_s or config.cycle_interval_s
     sensor = MicrostructureSensor(config.sensor, calibration)
     filter_config = config.filter
-    if calibration is not None:
-        # the ln V layers' evidence about the regime, tempered by their fitted persistence
-        filter_config = filter_config.replace(fair_value_evidence_weight=calibration.fair_value_evidence_weight)
+    # the ln V layers' evidence about the regime, tempered by their fitted persistence
+    filter_config = filter_config.calibrated(calibration)
     belief_filter = LatentStateFilter(filter_config)
     rows = []
     innovations: list[tuple[int, str, float, float]] = []

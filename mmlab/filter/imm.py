@@ -69,6 +69,15 @@ event "a change in the window" growing from one report to the next, P(new change
     w = max(p − p_prev, 0) / (1 − p_prev)        (0 when p_prev = 1: that change was applied)
 
 A report that falls does not undo anything; the chain's own dynamics do that.
+
+The mid's noise. A mid that lags V errs by an amount whose variance grows with σ (about σ² τ/2
+for a lag τ), and V̂, held by the other layers, does not absorb that persistent error. With
+``mid_noise_intercept`` R₀ > 0 the observation from the source ``mid`` gets, in mode j,
+
+    R_mid,j = R₀ + c σ_j²,     σ_j² = e^{2 x_j,σ} at mode j's predicted mean
+
+in place of the variance the sensor sent (R₀ and c fitted by
+:func:`mmlab.sensor.calibration.fit_mid_noise`), so the crisis mode expects a noisier mid.
 """
 
 from __future__ import annotations
@@ -79,7 +88,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmlab.config import FilterConfig
+from mmlab.config import MID_LAYER, FilterConfig
 from mmlab.filter.fills import PendingFill, gm_fill_update
 from mmlab.filter.ukf import DEFAULT_WEIGHTS, FilterError, MerweWeights, ProcessParams, STATE_DIM, ukf_predict, ukf_update
 from mmlab.types import Fill, MarketBelief, Observation, ParameterUpdates, Regime, Side, StateComponent, readonly
@@ -149,6 +158,9 @@ class ImmParams:
     fair_value_evidence_weight : float
         w in (0, 1]: the ln V observations' log-likelihood enters the mode probabilities times w
         (see :class:`~mmlab.config.FilterConfig`).
+    mid_noise_intercept, mid_noise_vol_slope_s : float
+        R₀ ((ln USD)²) and c (s) of the mid layer's noise R₀ + c σ_j² in mode j (module
+        docstring, "The mid's noise"); R₀ = 0 keeps the sensor's constant.
     weights : MerweWeights
         Sigma-point weights.
     """
@@ -160,6 +172,8 @@ class ImmParams:
     informed_fraction_prior_fills: float
     informed_fraction_horizon_s: float
     fair_value_evidence_weight: float = 1.0
+    mid_noise_intercept: float = 0.0
+    mid_noise_vol_slope_s: float = 0.0
     weights: MerweWeights = DEFAULT_WEIGHTS
     stationary_probs: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
     informed_log_prior: np.ndarray = None  # type: ignore[assignment]  # set in __post_init__
@@ -180,6 +194,8 @@ class ImmParams:
             ("informed_fraction_prior_fills", 0.0, math.inf),
             ("informed_fraction_horizon_s", 0.0, math.inf),
             ("fair_value_evidence_weight", 0.0, 1.0 + 1e-12),
+            ("mid_noise_intercept", -1e-300, math.inf),
+            ("mid_noise_vol_slope_s", -1e-300, math.inf),
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and low < value < high):
@@ -228,6 +244,8 @@ class ImmParams:
             informed_fraction_prior_fills=config.informed_fraction_prior_fills,
             informed_fraction_horizon_s=config.informed_fraction_horizon_s,
             fair_value_evidence_weight=config.fair_value_evidence_weight,
+            mid_noise_intercept=config.mid_noise_intercept,
+            mid_noise_vol_slope_s=config.mid_noise_vol_slope_s,
         )
 
     def transition_probs(self, dt_s: float) -> np.ndarray:
@@ -516,7 +534,9 @@ def _update(
     z = np.fromiter((o.value for o in observations), dtype=float, count=count)
     noise_var = np.fromiter((o.noise_var for o in observations), dtype=float, count=count)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        result = ukf_update(means, covs, z, noise_var, components, params.weights)
+        if params.mid_noise_intercept > 0.0:
+            noise_var = _mid_noise(noise_var, means, observations, params)
+        result = ukf_update(means, covs, z, noise_var, components, params.weights, diagonal=True)
         evidence = result.log_likelihood
         weight = params.fair_value_evidence_weight
         if weight < 1.0:
@@ -532,6 +552,17 @@ def _update(
         innovation_var = predicted_probs @ (np.diagonal(result.innovation_cov, axis1=-2, axis2=-1) + (per_mode - innovation) ** 2)
     sources = tuple(o.source for o in observations)
     return result.x, result.P, mode_probs, result.log_likelihood, innovation, innovation_var, sources
+
+
+def _mid_noise(noise_var: np.ndarray, means: np.ndarray, observations: Sequence[Observation], params: ImmParams) -> np.ndarray:
+    """Per-mode noise variances (3, m): the mid layer's is R₀ + c σ_j² in mode j, the others' as sent."""
+    rows = [i for i, o in enumerate(observations) if o.source == MID_LAYER and o.component is StateComponent.LOG_FAIR_VALUE]
+    if not rows:
+        return noise_var
+    per_mode = np.tile(noise_var, (REGIME_COUNT, 1))
+    # R_mid,j = R₀ + c σ_j²,  σ_j² = e^{2 x_j,σ} at mode j's predicted mean
+    per_mode[:, rows] = (params.mid_noise_intercept + params.mid_noise_vol_slope_s * np.exp(2.0 * means[:, 2]))[:, None]
+    return per_mode
 
 
 def _tempered_log_likelihood(result, components: np.ndarray, weight: float) -> np.ndarray:

@@ -249,6 +249,8 @@ def ukf_update(
     R: np.ndarray,
     components: np.ndarray,
     weights: MerweWeights = DEFAULT_WEIGHTS,
+    *,
+    diagonal: bool | None = None,
 ) -> UkfUpdate:
     """Update ``(x, P)`` with observations ``z`` of the state components ``components``.
 
@@ -259,11 +261,14 @@ def ukf_update(
     z : ndarray
         Observations, shape ``(m,)`` (shared by every filter of the batch).
     R : ndarray
-        Noise: variances ``(m,)`` (independent observations) or a covariance ``(m, m)``.
+        Noise: variances ``(m,)`` (independent observations), variances per filter of the batch
+        ``(..., m)`` (with ``diagonal=True``), or a covariance ``(m, m)``.
     components : ndarray of int
         Which component of x each observation measures (``h(x) = x[components]``).
     weights : MerweWeights
         Sigma-point weights.
+    diagonal : bool, optional
+        Whether R holds variances (its last axis) rather than a covariance; default ``R.ndim == 1``.
 
     Returns
     -------
@@ -280,9 +285,9 @@ def ukf_update(
     weighted_dz_t = np.swapaxes(weighted_dz, -1, -2)
     # S = Σ W^c_k (χ_h,k − ẑ)(χ_h,k − ẑ)^T + R
     S = weighted_dz_t @ dz
-    if R.ndim == 1:
-        diagonal = np.arange(R.shape[0])
-        S[..., diagonal, diagonal] += R
+    if diagonal if diagonal is not None else R.ndim == 1:
+        index = np.arange(R.shape[-1])
+        S[..., index, index] += R
     else:
         S += R
     # P_zx = Σ W^c_k (χ_h,k − ẑ)(χ_k − x)^T  (the transpose of the cross covariance P_xz)

@@ -65,6 +65,8 @@ __all__ = [
     "fit_vol_observations",
     "effective_dof",
     "VolObservationFit",
+    "fit_mid_noise",
+    "MidNoiseFit",
     "decorrelate",
     "solve_lower",
     "replay_updates",
@@ -289,6 +291,16 @@ def fit_sensor(
     vol = fit_vol_observations(frame, realized_var_ratio=ratio, window_returns=vol_window_returns, vol_floor_bps_per_sqrt_s=vol_floor_bps_per_sqrt_s)
     if vol.why_no_spread:
         dropped.append(("spread_vol", vol.why_no_spread))
+    mid_noise = MidNoiseFit(0.0, 0.0, 0, "the mid is the only layer")
+    if names:
+        adjustment = fit.estimate(log_mid, [columns[name] for name in names]) - log_mid
+        # Var(e_c) = 1 / 1ᵀΣ⁻¹1, the combined layer's own error under Σ
+        combined_var = 1.0 / float(np.linalg.inv(fit.cov).sum())
+        mid_noise = fit_mid_noise(
+            frame, adjustment, combined_var=combined_var, realized_var_ratio=ratio, dof=vol.dof, window_returns=vol_window_returns
+        )
+    if mid_noise.why_constant:
+        dropped.append(("mid_noise_vol", mid_noise.why_constant))
     ts = frame.ts_local
     return SensorCalibration(
         names=(MID, *names),
@@ -308,6 +320,8 @@ def fit_sensor(
         spread_vol_intercept=vol.spread_intercept,
         spread_vol_slope=vol.spread_slope,
         spread_vol_noise_var=vol.spread_noise_var,
+        mid_noise_intercept=mid_noise.intercept,
+        mid_noise_vol_slope_s=mid_noise.vol_slope_s,
     )
 
 
@@ -542,6 +556,109 @@ class VolObservationFit:
     windows: int
     pairs: int
     why_no_spread: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MidNoiseFit:
+    """The mid layer's fitted noise ``R₀ + c σ²`` (:func:`fit_mid_noise`); ``windows`` used."""
+
+    intercept: float
+    vol_slope_s: float
+    windows: int
+    why_constant: str = ""
+
+
+def fit_mid_noise(
+    frame: FeatureFrame,
+    adjustment: np.ndarray,
+    *,
+    combined_var: float,
+    realized_var_ratio: float,
+    dof: float,
+    window_returns: int = 10,
+    min_windows: int = 20,
+) -> MidNoiseFit:
+    """Fit the mid layer's noise variance as ``R₀ + c σ²`` from ``frame`` (σ² per second).
+
+    ``adjustment`` is the combined layer minus the mid per row, ``z_c − ln mid`` (the GLS
+    combination of the fitted layers), and ``combined_var`` the combined layer's own error
+    variance ``Var(e_c) = 1/1ᵀΣ⁻¹1``.
+
+    **What the filter sees of the mid.** The filter's V̂ follows the combined layer, so the mid's
+    innovation is ``ln mid − V̂⁻ ≈ e_0 − e_c`` plus the state's own uncertainty. For the GLS
+    combination ``Cov(e_0, e_c) = Var(e_c)``, hence
+
+        Var(e_0) = Var(z_0 − z_c) + Var(e_c) = E[adjustment²] + Var(e_c)
+
+    with no factor for persistence: Σ is scaled by ``1 − ρ²`` so that the layers are not averaged
+    over time (only the new part of an AR(1) error is news for the weights), but V̂, held by the
+    other layers, does not absorb the mid's persistent error, which therefore reappears whole
+    in every innovation of the mid.
+
+    **Its dependence on σ.** A mid that lags V (a quote refreshed towards V with a delay τ) errs by
+    ``ln mid − ln V`` of variance about σ² τ / 2, so the error grows with the volatility. Over the
+    sensor's realized-vol windows k (mid every second, ``window_returns`` returns), the mean of
+    ``adjustment²`` over the window's rows is regressed on ``RV_k / κ``, the window's realized
+    variance per second on σ²'s scale: ``ā_k = a + c RV_k/κ + u``. RV/κ measures σ² with error
+    (``RV/(κσ²) ~ χ²_ν/ν``, ν the fitted ``dof``). The window's own RV shares the mid's noise
+    with ``ā_k`` (a bouncing mid inflates both), so the regressor is x_k, the mean of the two
+    adjacent windows' RV/κ, which see almost the same σ but independent returns (an instrument;
+    its error is that of χ²_{2ν}/(2ν)). That error attenuates the least-squares slope by
+    ``λ = Var(σ²)/Var(x)``, with ``E[x²] = E[σ⁴](1 + 1/ν)`` so
+    ``Var(σ²) = mean(x²)/(1 + 1/ν) − mean(x)²``; the slope is corrected, ``c = ĉ_OLS/λ``,
+    and the intercept refitted through the means, ``a = mean(ā) − c mean(x)`` (if a < 0, a = 0
+    and c through the origin, ``c = mean(ā)/mean(x)``). ``R₀ = a + Var(e_c)``. When the slope is
+    not significant (t < 2) or not positive, or the windows too few, c = 0 and R₀ is the mean
+    ``E[adjustment²] + Var(e_c)`` (``why_constant`` says why).
+    """
+    check_field("fit_mid_noise", "realized_var_ratio", realized_var_ratio, gt=0.0)
+    check_field("fit_mid_noise", "dof", dof, gt=0.0)
+    check_field("fit_mid_noise", "combined_var", combined_var, ge=0.0)
+    if adjustment.shape != frame.log_mid.shape:
+        raise ValueError(f"fit_mid_noise: adjustment has shape {adjustment.shape}, the frame {frame.log_mid.shape}")
+    squared = adjustment * adjustment
+    usable = np.isfinite(squared)
+    if not usable.any():
+        return MidNoiseFit(0.0, 0.0, 0, "no row has every layer")
+    overall = float(np.mean(squared[usable])) + combined_var
+    step = max(1, round(1.0 / frame.interval_s))
+    rows = np.arange(0, len(frame), step)
+    returns = np.diff(frame.log_mid[rows])
+    count = returns.size // window_returns
+    if count < min_windows:
+        return MidNoiseFit(overall, 0.0, count, f"{count} vol windows (need {min_windows}): constant noise")
+    blocks = returns[: count * window_returns].reshape(count, window_returns)
+    # RV_k / κ, the realized variance per second on σ²'s scale
+    rv = np.sum(blocks * blocks, axis=1) / (window_returns * step * frame.interval_s) / realized_var_ratio
+    edges = rows[np.arange(count + 1) * window_returns]
+    mean_sq = np.array([np.mean(squared[edges[k] : edges[k + 1]][usable[edges[k] : edges[k + 1]]]) if usable[edges[k] : edges[k + 1]].any() else np.nan for k in range(count)])
+    # x_k = ½ (RV_{k−1} + RV_{k+1}) / κ: independent of window k's own returns
+    neighbours = np.full(count, np.nan)
+    neighbours[1:-1] = 0.5 * (rv[:-2] + rv[2:])
+    rv = neighbours
+    ok = np.isfinite(rv) & np.isfinite(mean_sq)
+    n = int(ok.sum())
+    if n < min_windows:
+        return MidNoiseFit(overall, 0.0, n, f"{n} vol windows with every layer (need {min_windows}): constant noise")
+    x, y = rv[ok], mean_sq[ok]
+    var_x = float(np.var(x))
+    if not var_x > 0.0:
+        return MidNoiseFit(overall, 0.0, n, "the realized variance never varies: constant noise")
+    cov_xy = float(np.mean((x - x.mean()) * (y - y.mean())))
+    var_y = float(np.var(y))
+    r = cov_xy / math.sqrt(var_x * var_y) if var_y > 0.0 else 0.0
+    t = r * math.sqrt((n - 2) / max(1.0 - r * r, 1e-12))
+    # Var(σ²) = mean(x²)/(1 + 2/(2ν)) − mean(x)²,  λ = Var(σ²)/Var(x)
+    signal_var = float(np.mean(x * x)) / (1.0 + 1.0 / dof) - float(x.mean()) ** 2
+    if not (t >= 2.0 and cov_xy > 0.0 and signal_var > 0.0):
+        return MidNoiseFit(overall, 0.0, n, f"mid error not related to the realized variance (t {t:.2f}): constant noise")
+    reliability = min(signal_var / var_x, 1.0)
+    # c = Cov(RV/κ, ā)/Var(RV/κ)/λ,  a = mean(ā) − c mean(RV/κ)
+    slope = cov_xy / var_x / reliability
+    intercept = float(y.mean()) - slope * float(x.mean())
+    if intercept < 0.0:
+        intercept, slope = 0.0, float(y.mean()) / float(x.mean())
+    return MidNoiseFit(intercept + combined_var, float(slope), n)
 
 
 def effective_dof(noise_var: float) -> float:

@@ -198,8 +198,9 @@ def sensor_runs(regime_markets) -> dict[int, FilterRun]:
     from mmlab.calibrate.belief import calibrate_sensor
 
     calibration = calibrate_sensor(generate(SynthConfig(minutes=CALIBRATION_MINUTES, seed=CALIBRATION_SEED)).tape, features=CALIBRATION_FEATURES)
-    # the filter tempers the layers' regime evidence by their fitted persistence (FilterConfig)
-    config = FilterConfig(fair_value_evidence_weight=calibration.fair_value_evidence_weight)
+    # what the calibration fitted for the filter: the layers' regime evidence weight (the mid's
+    # noise R₀ + c σ² stays off by default, FilterConfig.calibrated)
+    config = FilterConfig().calibrated(calibration)
     return {seed: run_filter(sensor_stream(market, calibration=calibration), config) for seed, market in regime_markets.items()}
 
 

@@ -349,3 +349,37 @@ def test_a_changepoint_probability_outside_0_1_is_refused():
         with pytest.raises(FilterError, match="ParameterUpdates.changepoint_prob"):
             filt.step(ts, (), (), _changepoint(ts, bad))
     assert filt.state is before
+
+
+def test_the_mid_layer_noise_grows_with_each_modes_volatility():
+    """R_mid,j = R₀ + c σ_j²: the innovation variance of the mid in mode j is P_j + R₀ + c σ_j²,
+    the other layers keep the noise they were sent, and R₀ = 0 leaves the mid's as sent."""
+    from mmlab.filter.imm import _update
+
+    r0, c = 1e-10, 0.5
+    params = ImmParams.from_config(FilterConfig(mid_noise_intercept=r0, mid_noise_vol_slope_s=c))
+    filt = LatentStateFilter()
+    filt.step(T0_NS, [_observation(T0_NS, math.log(100.0), noise_var=1e-8, source="mid")], ())
+    state = filt.state
+    observations = [
+        _observation(T0_NS, math.log(100.0) + 1e-4, noise_var=1e-8, source="mid"),
+        _observation(T0_NS, math.log(100.0), noise_var=1e-8, source="micro_l1"),
+    ]
+    means, covs = state.mode_means, state.mode_covs
+    *_, innovation_var, _ = _update(means, covs, state.mode_probs, observations, params)
+    from mmlab.filter.ukf import ukf_update
+
+    sigma2 = np.exp(2.0 * means[:, 2])
+    per_mode = np.column_stack((r0 + c * sigma2, np.full(3, 1e-8)))
+    expected = ukf_update(means, covs, np.array([o.value for o in observations]), per_mode, np.zeros(2, dtype=np.intp), diagonal=True)
+    S = np.diagonal(expected.innovation_cov, axis1=-2, axis2=-1)
+    assert np.allclose(S[:, 0] - covs[:, 0, 0], r0 + c * sigma2, rtol=1e-6)
+    assert np.allclose(S[:, 1] - covs[:, 0, 0], 1e-8, rtol=1e-6)
+    # the crisis mode (largest σ) expects the noisiest mid
+    assert np.argmax(S[:, 0]) == 2
+    plain = _update(means, covs, state.mode_probs, observations, ImmParams.from_config(FilterConfig()))
+    weighted = _update(means, covs, state.mode_probs, observations, params)
+    # the mid's predicted innovation variance changes, the other layer's does not
+    assert not np.isclose(plain[5][0], weighted[5][0], rtol=1e-3, atol=0.0)
+    assert np.isclose(plain[5][1], weighted[5][1], rtol=1e-9, atol=0.0)
+    assert innovation_var.shape == (2,)

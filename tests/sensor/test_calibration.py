@@ -203,3 +203,45 @@ def test_fit_sensor_stores_the_vol_fits_and_they_round_trip():
     assert SensorCalibration.from_dict(cal.to_dict()) == cal
     with pytest.raises(Exception, match="spread_vol_noise_var"):
         SensorCalibration(spread_vol_slope=0.5, spread_vol_noise_var=0.0)
+
+
+def test_mid_noise_is_fitted_as_intercept_plus_slope_times_the_variance():
+    """The adjustment's variance is a + c σ² with a = 1e-10, c = 0.5 s on the switching-vol mid:
+    the errors-in-variables correction recovers c from noisy realized variances."""
+    from mmlab.sensor.calibration import fit_mid_noise
+
+    frame = _switching_vol_frame()
+    rng = np.random.default_rng(11)
+    t = np.arange(len(frame)) * frame.interval_s
+    sigma2_per_s = np.where((t // 120) % 2 == 0, 1e-4, 3e-4) ** 2
+    a, c = 1e-10, 0.5
+    adjustment = rng.normal(size=len(frame)) * np.sqrt(a + c * sigma2_per_s)
+    fit = fit_mid_noise(frame, adjustment, combined_var=1e-12, realized_var_ratio=1.0, dof=10.0)
+    assert fit.why_constant == "" and fit.windows > 300, fit
+    assert fit.vol_slope_s == pytest.approx(c, rel=0.15), fit
+    # R₀ = a + Var(e_c), within the slope's error times the quiet σ²
+    assert fit.intercept == pytest.approx(a + 1e-12, abs=0.15 * c * 1e-8), fit
+    # an adjustment unrelated to σ: constant noise, its mean square plus Var(e_c)
+    flat = rng.normal(size=len(frame)) * 1e-5
+    constant = fit_mid_noise(frame, flat, combined_var=1e-12, realized_var_ratio=1.0, dof=10.0)
+    assert constant.vol_slope_s == 0.0 and "not related" in constant.why_constant, constant
+    assert constant.intercept == pytest.approx(float(np.mean(flat**2)) + 1e-12, rel=1e-9)
+    with pytest.raises(ValueError, match="dof"):
+        fit_mid_noise(frame, adjustment, combined_var=0.0, realized_var_ratio=1.0, dof=0.0)
+    with pytest.raises(ValueError, match="adjustment has shape"):
+        fit_mid_noise(frame, adjustment[:-1], combined_var=0.0, realized_var_ratio=1.0, dof=10.0)
+
+
+def test_fit_sensor_fits_the_mid_noise_only_with_other_layers_and_it_round_trips():
+    frame, _ = model_frame()
+    cal = fit_sensor(frame, fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0), select=False)
+    # σ is constant in this model: the mid's noise is a constant, the mean square of the
+    # adjustment b f plus the combined layer's error under Σ (about 0: Σ is measured against the
+    # best prediction), b² (R₀ + s²) = R₀²/(R₀ + s²)
+    assert cal.mid_noise_vol_slope_s == 0.0
+    assert cal.mid_noise_intercept == pytest.approx(R0**2 / (R0 + S2), rel=0.1), cal
+    assert SensorCalibration.from_dict(cal.to_dict()) == cal
+    mid_only = fit_sensor(FeatureFrame(frame.ts_local, frame.log_mid, {}, 0.1), fair_value_horizon_s=1.0, signature_horizons_s=(1.0, 2.0))
+    assert mid_only.mid_noise_intercept == 0.0 and ("mid_noise_vol", "the mid is the only layer") in mid_only.dropped
+    with pytest.raises(Exception, match="mid_noise_vol_slope_s"):
+        SensorCalibration(mid_noise_vol_slope_s=-1.0)
