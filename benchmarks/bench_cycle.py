@@ -69,7 +69,9 @@ def main() -> None:
         "cycle_p50_us": round(float(np.percentile(totals_us, 50)), 1),
         "cycle_p99_us": round(float(np.percentile(totals_us, 99)), 1),
         "cycle_mean_us": round(float(totals_us.mean()), 1),
-        "budget_p50_us": 2000,
+        "budget_p50_us": 1000,
+        "budget_p99_us": 3000,
+        "budget_filter_p50_us": 600,
         "stages": {
             stage: {
                 "p50_us": round(float(np.percentile([c[stage] for c in pipeline.stage_ns], 50)) / 1e3, 1),

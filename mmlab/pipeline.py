@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from mmlab.actuary import Actuary, GlftActuary
-from mmlab.config import StrategyConfig
+from mmlab.config import FilterConfig, StrategyConfig
 from mmlab.evaluator import Evaluator, MarkoutEvaluator
 from mmlab.executor import Executor, LadderExecutor
 from mmlab.filter import Filter, LatentStateFilter
@@ -75,10 +75,16 @@ class Pipeline:
     def from_config(cls, config: StrategyConfig, *, funding_interval_s: float = 3600.0) -> "Pipeline":
         return cls(
             sensor=MicrostructureSensor(config.sensor),
-            filter=LatentStateFilter(config.filter),
+            filter=LatentStateFilter(_filter_config(config)),
             governor=InventoryGovernor(config.governor),
             actuary=GlftActuary(config.actuary),
-            executor=LadderExecutor(config.instrument, config.executor, levels=config.actuary.levels),
+            executor=LadderExecutor(
+                config.instrument,
+                config.executor,
+                levels=config.actuary.levels,
+                gamma_beta=config.governor.gamma_beta,
+                impact_beta=config.actuary.impact_beta,
+            ),
             evaluator=MarkoutEvaluator(config.evaluator),
             funding_interval_s=funding_interval_s,
         )
@@ -101,8 +107,11 @@ class Pipeline:
             clock.lap("actuary")
             quotes = self.executor.quotes(surface, budget, update.book)
         actions = self.executor.reconcile(quotes, update.open_orders, update.pending_cancels, budget)
+        if budget is not None and surface is not None:
+            # the unwind policy sizes its taker order from the room this cycle's reconcile left
+            actions = actions + self.executor.unwind(surface, budget, update.book)
         clock.lap("executor")
-        self.updates = self.evaluator.evaluate(update)
+        self.updates = self.evaluator.evaluate(update, surface, quotes)
         clock.lap("evaluator")
         clock.record()
         return CycleOutput(
@@ -115,6 +124,14 @@ class Pipeline:
             actions=actions,
             updates=self.updates,
         )
+
+
+def _filter_config(config: StrategyConfig) -> FilterConfig:
+    """The filter's settings with what the sensor's calibration fitted for it."""
+    calibration = config.sensor.calibration
+    if calibration is None:
+        return config.filter
+    return config.filter.calibrated(calibration)
 
 
 class _Clock:

@@ -26,6 +26,8 @@ kept in the result for inspection.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -210,17 +212,33 @@ def fit_intensity_from_depths(
     )
 
 
-def fit_fill_intensity(tape: Tape, *, bin_bps: float | None = None, min_count: int = 5) -> IntensityFit:
-    """Fit A and κ per side from ``tape`` (:func:`trade_depths`, then
-    :func:`fit_intensity_from_depths`)."""
-    bid, ask, duration_s = trade_depths(tape)
-    # the price grid: the smallest gap between distinct trade prices, in bps of their median
+def fit_fill_intensity(tape: Tape | Sequence[Tape], *, bin_bps: float | None = None, min_count: int = 5) -> IntensityFit:
+    """Fit A and κ per side from one tape or several pooled (:func:`trade_depths` of each, their
+    usable durations added, then :func:`fit_intensity_from_depths`)."""
     from mmlab.data.tape import EventKind
 
-    prices = np.unique(tape.price[tape.kind == int(EventKind.TRADE)])
-    gaps = np.diff(prices)
-    gaps = gaps[gaps > 1e-9 * prices[-1]] if prices.size > 1 else gaps
-    tick_bps = float(1e4 * gaps.min() / np.median(prices)) if gaps.size else 0.0
+    tapes = [tape] if isinstance(tape, Tape) else list(tape)
+    if not tapes:
+        raise ValueError("fit_fill_intensity: no tape given")
+    bids, asks, duration_s, tick_bps = [], [], 0.0, math.inf
+    for one in tapes:
+        bid, ask, duration = trade_depths(one)
+        bids.append(bid)
+        asks.append(ask)
+        duration_s += duration
+        # the price grid: the smallest gap between distinct trade prices, in bps of their median
+        prices = np.unique(one.price[one.kind == int(EventKind.TRADE)])
+        gaps = np.diff(prices)
+        gaps = gaps[gaps > 1e-9 * prices[-1]] if prices.size > 1 else gaps
+        if gaps.size:
+            tick_bps = min(tick_bps, float(1e4 * gaps.min() / np.median(prices)))
+    source = " + ".join(one.source or one.instrument.coin for one in tapes)
     return fit_intensity_from_depths(
-        bid, ask, duration_s, bin_bps=bin_bps, min_count=min_count, source=tape.source or tape.instrument.coin, min_bin_bps=tick_bps
+        np.concatenate(bids),
+        np.concatenate(asks),
+        duration_s,
+        bin_bps=bin_bps,
+        min_count=min_count,
+        source=source,
+        min_bin_bps=tick_bps if math.isfinite(tick_bps) else 0.0,
     )

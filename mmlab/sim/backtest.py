@@ -336,11 +336,15 @@ def backtest_synthetic(
 
 
 def with_maker_fee(strategy: StrategyConfig, sim: SimConfig, maker_fee_bps: float) -> tuple[StrategyConfig, SimConfig]:
-    """One fee tier in both places: the venue charges it and the actuary prices with it.
+    """One fee tier everywhere: the venue charges it, the actuary prices with it and the evaluator
+    charges it to counterfactual fills.
 
     An explicit fee replaces a named tier, so the venue's ``fee_tier`` is cleared.
     """
     return (
-        strategy.replace(actuary=strategy.actuary.replace(maker_fee_bps=maker_fee_bps)),
+        strategy.replace(
+            actuary=strategy.actuary.replace(maker_fee_bps=maker_fee_bps),
+            evaluator=strategy.evaluator.replace(maker_fee_bps=maker_fee_bps),
+        ),
         sim.replace(maker_fee_bps=maker_fee_bps, fee_tier=""),
     )
