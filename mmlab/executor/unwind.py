@@ -184,6 +184,11 @@ class _Model:
         gain_a = lam_a * ((np.nan_to_num(ask) - p.maker_fee_bps) * self.lot_usd_per_bps + down)
         return (self.reward - g + gain_b + gain_a) / (lam_b + lam_a), bid, ask
 
+    def take_value(self, h: np.ndarray, take: np.ndarray) -> np.ndarray:
+        """h(k − sign(k) x) − c(x) for the policy's x per state (x ≥ 1 where read)."""
+        cols = np.maximum(take, 1) - 1
+        return h[self.take_target[self.index, cols]] - self.take_cost[self.index, cols]
+
     def best_take(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """max_x h(k − sign(k) x) − c(x) per state (−inf at k = 0) and the maximising x."""
         values = h[self.take_target] - self.take_cost
@@ -231,9 +236,11 @@ def solve_unwind(inputs: UnwindInputs) -> UnwindSolution:
         h, g = model.evaluate(bid, ask, take)
         cont, new_bid, new_ask = model.continuation(h, g)
         take_value, take_lots = model.best_take(h)
-        # take only where it beats continuing by more than rounding (avoids cycling on ties)
+        # Howard's rule: change an action only where another beats it by more than rounding, so
+        # ties (taking x lots at once or x − 1 then 1 when impact is linear) cannot cycle
         margin = 1e-12 * max(1.0, float(np.abs(h).max()))
-        new_take = np.where(take_value > cont + margin, take_lots, 0)
+        current = np.where(take > 0, model.take_value(h, take), cont)
+        new_take = np.where(np.maximum(take_value, cont) > current + margin, np.where(take_value > cont, take_lots, 0), take)
         depth_move = max(np.nanmax(np.abs(new_bid - bid)), np.nanmax(np.abs(new_ask - ask)))
         if np.array_equal(new_take, take) and depth_move < _DEPTH_STOP_BPS:
             return UnwindSolution(
