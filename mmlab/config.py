@@ -490,7 +490,9 @@ class ActuaryConfig(ConfigBase):
     ``level_spacing_bps`` is the smallest distance between two levels of one side (set it to at
     least one price tick); with ``adaptive_spacing`` the levels beyond the first sit at equal
     quantiles of the positive expected-PnL mass, evaluated on ``depth_grid_points`` depths,
-    otherwise they step by ``level_spacing_bps``.
+    otherwise they step by ``level_spacing_bps``. ``adverse_selection_prior_bps`` is charged to
+    every fill before the evaluator has measured any, and is worth ``adverse_selection_prior_fills``
+    fills against its measurement afterwards.
     """
 
     levels: int = 10
@@ -504,6 +506,7 @@ class ActuaryConfig(ConfigBase):
     maker_fee_bps: float = 1.5
     quote_life_s: float = 1.0
     adverse_selection_prior_bps: float = 0.5
+    adverse_selection_prior_fills: float = 20.0
     impact_alpha_bps: float = 0.0
     impact_beta: float = 1.0
 
@@ -525,6 +528,7 @@ class ActuaryConfig(ConfigBase):
             check_field("ActuaryConfig", name, getattr(self, name), gt=0.0)
         check_field("ActuaryConfig", "maker_fee_bps", self.maker_fee_bps)
         check_field("ActuaryConfig", "adverse_selection_prior_bps", self.adverse_selection_prior_bps, ge=0.0)
+        check_field("ActuaryConfig", "adverse_selection_prior_fills", self.adverse_selection_prior_fills, gt=0.0)
         check_field("ActuaryConfig", "impact_alpha_bps", self.impact_alpha_bps, ge=0.0)
         check_field("ActuaryConfig", "impact_beta", self.impact_beta, gt=0.0)
 

@@ -88,10 +88,13 @@ Expected PnL per level (per unit notional, bps)
     p      = 1 − exp(−A_s e^{−κ_s d} τ)                   fill probability over the quote's life
     edge   = distance from the side's indifference price r_s (before carry) to the quote
     AS_π(d) = π S φ(z) / ((1 − π) + π (1 − Φ(z)))   E[V − V̂ | fill] in the model above
-    AS(d)  = max(AS_measured, AS_π(d)) once the evaluator has marked fills (its markout already
-             contains the informed losses; the model's is a lower bound from the belief's π),
-             AS_prior + AS_π(d) before that (the prior stands for the adverse selection the
-             informed-trader model does not describe: stale quotes, latency)
+    AS(d)  = w max(AS_measured, AS_π(d)) + (1 − w) (AS_prior + AS_π(d)),  w = n / (n + n0):
+             the evaluator's measurement (its markout already contains the informed losses; the
+             model's is a lower bound from the belief's π) weighed against the prior by the n fills
+             it has marked, the prior worth n0 = ``adverse_selection_prior_fills`` fills (the
+             prior stands for the adverse selection the informed-trader model does not describe:
+             stale quotes, latency). One unlucky fill therefore cannot push every quote out of
+             reach, after which no fill would ever correct it.
     impact = α (Δ / D)^β with D the displayed size on that side at prices at or better than
              the level's price (what an order of Δ coins joining at that price adds to); D = 0
              (nothing displayed there) gives the full α
@@ -322,7 +325,10 @@ class GlftActuary:
         floor_bps = max(option_floor_bps, informed_floor_bps)
         adjust_bps = updates.spread_adjust_bps if updates is not None else 0.0
         measured_as_bps = self._adverse_selection_bps(updates)
-        measured = updates is not None and updates.fills_marked > 0
+        # weight of the measurement against the prior: n / (n + n0), n the fills it has marked
+        marked = updates.fills_marked if updates is not None else 0
+        measured_weight = marked / (marked + self.config.adverse_selection_prior_fills)
+        prior_as_bps = self.config.adverse_selection_prior_bps
         # per-side rows (bid, ask): p_s in bps and carry_s = ±carry
         offset = np.array([offset_bid, offset_ask]) / bps_usd
         side_carry = self._sign * carry_bps
@@ -330,8 +336,8 @@ class GlftActuary:
 
         def costs(depth_bps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             informed_as = informed_adverse_selection(depth_bps, informed, uncertainty_bps)
-            # measured: AS = max(AS_measured, AS_π(d)) ; prior: AS = AS_prior + AS_π(d)
-            adverse = np.maximum(measured_as_bps, informed_as) if measured else measured_as_bps + informed_as
+            # AS = w max(AS_measured, AS_π(d)) + (1 − w) (AS_prior + AS_π(d)),  w = n / (n + n0)
+            adverse = measured_weight * np.maximum(measured_as_bps, informed_as) + (1.0 - measured_weight) * (prior_as_bps + informed_as)
             return adverse, self._impact_bps(depth_bps, fair_value, lot, books)
 
         col = self._col

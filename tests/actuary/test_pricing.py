@@ -188,3 +188,22 @@ def test_adaptive_levels_follow_the_expected_pnl_surface():
     fixed = _price(params, 0.0, actuary=GlftActuary(dataclasses.replace(cfg, adaptive_spacing=False)))
     assert np.allclose(np.diff([lv.depth_bps for lv in fixed.bids]), 0.05)
     assert s.bids[0].depth_bps == pytest.approx(fixed.bids[0].depth_bps)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_measured_adverse_selection_is_weighed_against_the_prior_by_fill_count(name):
+    params = SETS[name]
+    cfg = dataclasses.replace(params["actuary"], adverse_selection_prior_bps=0.5, adverse_selection_prior_fills=20.0)
+    actuary = GlftActuary(cfg)
+    prior = _price(params, actuary=actuary, pi=0.0)
+    as_prior = prior.bids[0].adverse_selection_bps
+    assert as_prior == pytest.approx(0.5)
+    charged = []
+    for fills in (1, 20, 2_000):
+        updates = ParameterUpdates(ts_local=0, fills_marked=fills, adverse_selection_bps=4.0)
+        level = _price(params, actuary=actuary, pi=0.0, updates=updates).bids[0]
+        # w = n / (n + n0): one bad fill moves the charge a twentieth of the way, many fills all of it
+        w = fills / (fills + 20.0)
+        assert level.adverse_selection_bps == pytest.approx(w * 4.0 + (1 - w) * 0.5)
+        charged.append(level.depth_bps)
+    assert charged[0] < charged[1] < charged[2]
