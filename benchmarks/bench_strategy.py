@@ -23,8 +23,9 @@ Fairness protocol (printed with the results):
   (exponential MLE of the depth market orders reach,
   :func:`~mmlab.sim.baselines.fit_depth_decay_per_bps`); then γ by grid search over
   :data:`GAMMA_GRID_PER_USD` with the same criterion. σ is estimated online by the quoter itself.
-- Pipeline: :func:`pipeline_config` (the sensor calibrated by
-  :func:`~mmlab.calibrate.belief.calibrate_sensor` on the first training market).
+- Pipeline: :func:`pipeline_config` (:func:`~mmlab.calibrate.strategy.calibrate_strategy`: the
+  sensor fitted on the first training market, the fill intensities on all three). Its preferences
+  (γ_base, β, Kelly fractions) are the library's defaults, not searched.
 
 Per strategy, over the test runs: ``pnl_mean`` and ``pnl_std`` (USD per run, std with ddof 1),
 ``sharpe_per_min`` = mean / std of the per-minute PnL increments pooled over the runs,
@@ -49,9 +50,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmlab.calibrate.belief import calibrate_sensor
-from mmlab.calibrate.intensity import fit_fill_intensity
-from mmlab.config import GovernorConfig, SensorConfig, SimConfig, StrategyConfig
+from mmlab.calibrate.strategy import calibrate_strategy
+from mmlab.config import GovernorConfig, SimConfig, StrategyConfig
 from mmlab.data.synth import SynthConfig, generate
 from mmlab.data.tape import Tape
 from mmlab.sim.backtest import BacktestResult, run_backtest, with_maker_fee
@@ -94,26 +94,20 @@ def base_configs(tape: Tape, shared: Shared) -> tuple[StrategyConfig, SimConfig]
 def pipeline_config(train_tapes: Sequence[Tape], shared: Shared) -> StrategyConfig:
     """The pipeline's config, every fitted piece fitted on training tapes only.
 
-    The sensor's layers by :func:`calibrate_sensor` on the first training tape; the fill
-    intensities (A, κ per side) by :func:`~mmlab.calibrate.intensity.fit_fill_intensity` on the
-    training tapes together; the governor's cap and order size and the fee are the shared ones.
+    :func:`~mmlab.calibrate.strategy.calibrate_strategy` (the sensor on the first training tape,
+    the fill intensities on all of them) on a base whose governor has the shared cap, order size
+    and horizon, and whose fee is the shared one.
     """
     if not train_tapes:
         raise ValueError("pipeline_config: train_tapes must not be empty")
-    first = train_tapes[0]
-    calibration = calibrate_sensor(first)
-    intensity = fit_fill_intensity(train_tapes)
-    log(f"pipeline: {intensity.summary()}")
-    strategy = StrategyConfig(
-        instrument=first.instrument,
-        sensor=SensorConfig(calibration=calibration),
-        actuary=intensity.actuary_config(),
-        governor=GovernorConfig().replace(
-            q_max=shared.q_max, max_order_size=shared.order_size, holding_horizon_s=shared.horizon_s
-        ),
+    base = StrategyConfig(
+        instrument=train_tapes[0].instrument,
+        governor=GovernorConfig().replace(q_max=shared.q_max, max_order_size=shared.order_size, holding_horizon_s=shared.horizon_s),
     )
-    strategy, _ = with_maker_fee(strategy, SimConfig(), shared.maker_fee_bps)
-    return strategy
+    base, _ = with_maker_fee(base, SimConfig(), shared.maker_fee_bps)
+    calibration = calibrate_strategy(train_tapes, base=base)
+    log(f"pipeline: {calibration.summary()}")
+    return calibration.config
 
 
 def fixed_spread(tape: Tape, shared: Shared, half_spread_bps: float) -> FixedSpreadQuoter:

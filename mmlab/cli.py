@@ -1,4 +1,4 @@
-"""The ``mmlab`` command: synthetic markets, backtests and reports.
+"""The ``mmlab`` command: synthetic markets, calibration, backtests and reports.
 
 Every user error (a bad parameter, a corrupt tape, a missing file) ends with one line
 ``mmlab: error: ...`` naming the file or field, and exit status 2; never a traceback.
@@ -58,6 +58,26 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         f"funding {s.funding_usd:+.2f}), max |q| {s.max_abs_position:g}, {s.wall_s:.1f} s"
     )
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from mmlab.calibrate.strategy import calibrate_strategy
+    from mmlab.config import SimConfig, StrategyConfig, load_config, save_config
+    from mmlab.data.tape import read_tape
+    from mmlab.sim.backtest import with_maker_fee
+
+    tapes = [read_tape(path) for path in args.tape]
+    base = load_config(args.base, StrategyConfig) if args.base else None
+    if args.maker_fee_bps is not None:
+        base = with_maker_fee(base or StrategyConfig(instrument=tapes[0].instrument), SimConfig(), args.maker_fee_bps)[0]
+    try:
+        calibration = calibrate_strategy(tapes, base=base)
+    except ValueError as err:  # a tape the fits cannot use: name the tapes
+        raise UserError(f"{', '.join(args.tape)}: {err}") from None
+    out = save_config(calibration.config, args.out, provenance={"calibrated_on": list(calibration.sources)})
+    print(calibration.summary())
+    print(f"wrote {out} (config {calibration.config.hash_id})")
     return 0
 
 
@@ -138,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--maker-fee-bps", type=float, help="maker fee tier in bps, negative for a rebate (venue and pricing alike)"
     )
     backtest.set_defaults(func=_cmd_backtest)
+
+    calibrate = sub.add_parser("calibrate", help="fit the strategy's sensor and fill intensities from tapes into a parameters file")
+    calibrate.add_argument("--tape", required=True, action="append", help="tape parquet file (repeat for several of one coin)")
+    calibrate.add_argument("--out", required=True, help="strategy parameters file (JSON) to write")
+    calibrate.add_argument("--base", help="parameters file whose preferences (γ, caps, fee) to keep")
+    calibrate.add_argument("--maker-fee-bps", type=float, help="maker fee tier in bps, negative for a rebate")
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     imp = sub.add_parser("import", help="import a real recording into a tape, with a validation report")
     imp.add_argument("source", help="recording file (or folder, for formats spread over several files)")

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmlab.calibrate.strategy import calibrate_strategy
 from mmlab.cli import main
-from mmlab.config import ActuaryConfig, SimConfig, StrategyConfig, save_config
+from mmlab.config import ActuaryConfig, SimConfig, StrategyConfig, load_config, save_config
 from mmlab.data.synth import SynthConfig, generate
 from mmlab.sim.backtest import load_backtest, run_backtest
 from mmlab.units import is_valid_price, is_valid_size
@@ -28,7 +29,9 @@ MAKER_FEE_BPS = -0.2
 
 @pytest.fixture(scope="module")
 def result(market):
-    strategy = StrategyConfig(instrument=market.tape.instrument, actuary=ActuaryConfig(maker_fee_bps=MAKER_FEE_BPS))
+    # calibrated as a user would: on another market (seed 12), then run on this one
+    base = StrategyConfig(instrument=market.tape.instrument, actuary=ActuaryConfig(maker_fee_bps=MAKER_FEE_BPS))
+    strategy = calibrate_strategy(generate(SynthConfig(minutes=MINUTES, seed=12)).tape, base=base).config
     return run_backtest(market.tape, strategy, SimConfig(maker_fee_bps=MAKER_FEE_BPS))
 
 
@@ -100,6 +103,39 @@ def test_cli_round_trip_synth_backtest(tmp_path):
     loaded = load_backtest(run_dir)
     assert loaded.summary.cycles > 1000
     assert len(loaded.cycles) == loaded.summary.cycles
+
+
+def test_cli_calibrate_writes_a_parameters_file_the_backtest_reads(tmp_path, capsys):
+    train_dir, test_dir = tmp_path / "train", tmp_path / "test"
+    assert main(["synth", "--minutes", "20", "--seed", "4", "--out", str(train_dir)]) == 0
+    assert main(["synth", "--minutes", "2", "--seed", "3", "--out", str(test_dir)]) == 0
+    params = tmp_path / "params.json"
+    assert main(["calibrate", "--tape", str(train_dir / "tape.parquet"), "--maker-fee-bps", "-0.2", "--out", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert "sensor layers" in out and "fill intensity" in out
+    config = load_config(params)
+    # fitted from the tape, not the defaults; the fee tier reaches both actuary and evaluator
+    assert config.sensor.calibration is not None and config.sensor.calibration.samples > 0
+    assert config.actuary.intensity_decay_bid_per_bps != ActuaryConfig().intensity_decay_bid_per_bps
+    assert config.actuary.maker_fee_bps == config.evaluator.maker_fee_bps == -0.2
+    run_dir = tmp_path / "run"
+    assert main(["backtest", "--tape", str(test_dir / "tape.parquet"), "--config", str(params), "--out", str(run_dir)]) == 0
+    assert load_backtest(run_dir).summary.strategy_config_hash == config.hash_id
+
+
+def test_calibrate_rejects_tapes_of_two_coins_naming_them(tmp_path, capsys):
+    import dataclasses
+
+    from mmlab.data.tape import read_tape, write_tape
+
+    synth_dir = tmp_path / "synth"
+    assert main(["synth", "--minutes", "1", "--seed", "3", "--out", str(synth_dir)]) == 0
+    tape = read_tape(synth_dir / "tape.parquet")
+    other = write_tape(dataclasses.replace(tape, instrument=tape.instrument.replace(coin="OTHER")), tmp_path / "other.parquet")
+    code = main(["calibrate", "--tape", str(synth_dir / "tape.parquet"), "--tape", str(other), "--out", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "several coins" in err and str(other) in err
+    assert not (tmp_path / "p.json").exists()
 
 
 def test_truncated_tape_gives_one_clear_error(tmp_path, capsys):
