@@ -18,7 +18,8 @@
    ``jump_urgency_sigmas``. Exposure: an order being cancelled or modified can still fill until
    the venue acknowledges, so new orders on a side are trimmed until
    ``position + Σ at-risk + new ≤ q_max`` (and the mirror for sells), counting an order with a
-   modify in flight at max(old, new) size; a TAKE is never larger than |position| nor on the side
+   modify in flight at old + new size (a modify is a cancel and a new order: the old version can
+   fill in part and the new one still rest in full); a TAKE is never larger than |position| nor on the side
    that would increase it.
 4. :meth:`LadderExecutor.unwind` sends a TAKE when the Bellman policy of
    :mod:`mmlab.executor.unwind` says crossing beats waiting. Call it after :meth:`reconcile` in
@@ -372,9 +373,11 @@ def limit_exposure(
     """Trim actions so that every order that could still fill keeps |position| ≤ q_max.
 
     Worst case on the buy side: the position plus every bid that is live, being cancelled or
-    being modified, all filled. An order id that appears both live (new price/size) and pending
-    (old price/size, a modify in flight) counts at max(old, new). A MODIFY to size s of an order at
-    risk a needs max(0, s − a) of room; PLACEs need their size; a TAKE needs its size and is also
+    being modified, all filled. A modify is a cancel and a new order (Hyperliquid's semantics, and
+    the simulator's): the old version can fill in part before the modify lands and the new one then
+    rests in full, so an order id that appears both live (new price/size) and pending (old
+    price/size, a modify in flight) counts at old + new, and a MODIFY to size s needs s of room
+    beyond what its order already has at risk, as a PLACE does. A TAKE needs its size and is also
     never larger than |position| nor on the side that increases it. Actions are kept in order
     (best first); the last one that does not fit is shrunk, rounded down to the size grid, and a
     MODIFY that cannot keep any size becomes a CANCEL. ``room_out`` receives the room left per side.
@@ -384,7 +387,7 @@ def limit_exposure(
     at_risk_by_id: dict[int, tuple[Side, float]] = {}
     for order in list(live) + list(pending_cancels):
         known = at_risk_by_id.get(order.order_id)
-        at_risk_by_id[order.order_id] = (order.side, order.size if known is None else max(known[1], order.size))
+        at_risk_by_id[order.order_id] = (order.side, order.size if known is None else known[1] + order.size)
     at_risk = {Side.BUY: 0.0, Side.SELL: 0.0}
     for side, size in at_risk_by_id.values():
         at_risk[side] += size
@@ -399,12 +402,12 @@ def limit_exposure(
             continue
         side = action.side
         if action.kind is ActionKind.MODIFY:
-            already = at_risk_by_id.get(action.order_id, (side, 0.0))[1]
-            size = instrument.round_size(min(action.size, already + max(0.0, room[side])))
+            size = instrument.round_size(min(action.size, max(0.0, room[side])))
             if size <= 0.0:
+                already = at_risk_by_id.get(action.order_id, (side, 0.0))[1]
                 kept.append(OrderAction(kind=ActionKind.CANCEL, side=side, price=action.price, size=already, order_id=action.order_id))
                 continue
-            room[side] -= max(0.0, size - already)
+            room[side] -= size
         else:
             limit = room[side]
             if action.kind is ActionKind.TAKE:

@@ -82,10 +82,14 @@ class FixedSpreadQuoter:
             offset = mid * self.half_spread_bps * 1e-4
             bid = min(grid.round_bid(mid - offset), grid.price_below(book.best_ask))
             ask = max(grid.round_ask(mid + offset), grid.price_above(book.best_bid))
+            # the fixed size within what the cap leaves on each side, so a resting order that
+            # fits is not modified every cycle towards a size the exposure limit cuts anyway
+            bid_size = grid.round_size(min(self.size, self.q_max - update.position))
+            ask_size = grid.round_size(min(self.size, self.q_max + update.position))
             quotes = QuoteSet(
                 ts_local=ts,
-                bids=(Quote(side=Side.BUY, price=bid, size=self.size),),
-                asks=(Quote(side=Side.SELL, price=ask, size=self.size),),
+                bids=(Quote(side=Side.BUY, price=bid, size=bid_size),) if bid_size > 0.0 else (),
+                asks=(Quote(side=Side.SELL, price=ask, size=ask_size),) if ask_size > 0.0 else (),
             )
         budget = RiskBudget(
             ts_local=ts, position=update.position, gamma_per_usd=0.0, q_max=self.q_max,

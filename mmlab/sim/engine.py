@@ -1137,14 +1137,14 @@ _C_SIZE = 7
 
 @njit(cache=True)
 def _at_risk_size(O, Ac, S, slot):
-    """An order's size at risk as limit_exposure counts it: the largest of its versions listed."""
+    """An order's size at risk as limit_exposure counts it: the sum of its versions listed."""
     size = O.view_size[slot]
     order_id = O.order_id[slot]
     amask = S[S_A_MASK]
     for c in range(S[S_A_DELIVER], S[S_A_TAIL]):
         a = c & amask
         if Ac.kind[a] == AK_MODIFY and Ac.order_id[a] == order_id and Ac.version[a] >= 0:
-            size = _pymax(size, Ac.old_size[a])
+            size += Ac.old_size[a]
     return size
 
 
@@ -1181,6 +1181,7 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
     act_side = np.zeros(capacity + 4, dtype=np.int64)
     act_price = np.zeros(capacity + 4)
     act_size = np.zeros(capacity + 4)
+    side_size = np.zeros(2)
     while S[S_CYCLE] < cycles:
         ts = first_ts + (S[S_CYCLE] + 1) * step_ns
         status = _poll(T, B, O, Ac, Ef, Tk, S, F, ts)
@@ -1215,15 +1216,20 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
         # target within the tolerance (and of the same size); MODIFY the best-priced other one
         # into the target if none is kept; cancel the rest; place the target if nothing is left
         position = F[F_POSITION]
+        # FixedSpreadQuoter's target size per side: the fixed size within what the cap leaves
+        side_size[0] = _round_size(_pymin(quote_size, q_max - position), sz_decimals)
+        side_size[1] = _round_size(_pymin(quote_size, q_max + position), sz_decimals)
         n_cancels = 0
         n_modifies = 0
         n_places = 0
         for side in (1, -1):
             target = bid if side == 1 else ask
+            target_size = side_size[0 if side == 1 else 1]
+            side_quoting = quoting and target_size > 0.0
             kept = -1
             kept_gap = 0.0
             kept_price = 0.0
-            if quoting:
+            if side_quoting:
                 reach = tolerance_bps * 1e-4 * target * (1.0 + 1e-12) + 1e-12 * target
                 low = target - reach
                 high = target + reach
@@ -1233,7 +1239,7 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
                     if O.flags[slot] & OF_CANCEL_SENT or O.side[slot] != side:
                         continue
                     price = O.view_price[slot]
-                    if price >= low and price <= high and abs(O.view_size[slot] - quote_size) <= size_reach:
+                    if price >= low and price <= high and abs(O.view_size[slot] - target_size) <= size_reach:
                         # closest first; ties: the lower price, then the earlier order
                         gap = abs(price - target)
                         if kept < 0 or gap < kept_gap or (gap == kept_gap and price < kept_price):
@@ -1254,7 +1260,7 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
                 spare[j] = O.known[k]
                 n_spare += 1
             first_cancel = 0
-            if quoting and kept < 0:
+            if side_quoting and kept < 0:
                 if n_spare > 0:
                     modify_ids[n_modifies] = spare[0]
                     modify_sides[n_modifies] = side
@@ -1270,7 +1276,8 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
                 n_cancels += 1
 
         # mmlab.executor.limit_exposure: every order that could still fill keeps |position| ≤
-        # q_max; an order with a MODIFY in flight counts at max(old, new) size
+        # q_max; an order with a MODIFY in flight counts at old + new size, and a MODIFY needs
+        # room for its whole new size
         at_risk_buy = 0.0
         at_risk_sell = 0.0
         for pending in (0, 1):
@@ -1292,9 +1299,8 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
             n_actions += 1
         for k in range(n_modifies):
             side = modify_sides[k]
-            already = _at_risk_size(O, Ac, S, modify_ids[k] & mask)
             room = room_buy if side == 1 else room_sell
-            size = _round_size(_pymin(quote_size, already + _pymax(0.0, room)), sz_decimals)
+            size = _round_size(_pymin(side_size[0 if side == 1 else 1], _pymax(0.0, room)), sz_decimals)
             act_id[n_actions] = modify_ids[k]
             act_side[n_actions] = side
             if size <= 0.0:
@@ -1304,15 +1310,15 @@ def _fixed_spread_kernel(T, B, O, Ac, Ef, Tk, S, F, P, first_ts, step_ns, cycles
                 act_price[n_actions] = modify_prices[k]
                 act_size[n_actions] = size
                 if side == 1:
-                    room_buy -= _pymax(0.0, size - already)
+                    room_buy -= size
                 else:
-                    room_sell -= _pymax(0.0, size - already)
+                    room_sell -= size
             n_actions += 1
         n_new = 0
         for k in range(n_places):
             side = place_sides[k]
             room = room_buy if side == 1 else room_sell
-            size = _round_size(_pymin(quote_size, room), sz_decimals)
+            size = _round_size(_pymin(side_size[0 if side == 1 else 1], room), sz_decimals)
             if size <= 0.0:
                 continue
             if side == 1:
@@ -2110,7 +2116,7 @@ def run_fixed_spread(
     best-priced open order is MODIFIED into the target, the others cancelled, and a new order
     placed only when there is none to modify), and trimmed as :func:`mmlab.executor.limit_exposure`
     does so that everything that could fill keeps ``|position| ≤ q_max`` (an order with a
-    MODIFY in flight counting at max(old, new) size). The fills equal that run's; the
+    MODIFY in flight counting at old + new size). The fills equal that run's; the
     evaluator's markouts, which do not move the quotes, are not computed.
 
     Raises

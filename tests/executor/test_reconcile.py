@@ -155,23 +155,28 @@ def test_jump_urgency_formula():
 GRID = InstrumentSpec(sz_decimals=2, min_order_notional_usd=0.0)
 
 
-def test_modify_in_flight_counts_the_larger_of_old_and_new():
+def test_modify_in_flight_counts_old_plus_new():
+    # a modify is a cancel and a new order: the old version (1.0) can fill in part before the
+    # modify lands and the new version (0.5) still rests in full
     live = [OpenOrder(order_id=1, side=Side.BUY, price=99.9, size=0.5, ts_local_sent=0)]
     pending = [OpenOrder(order_id=1, side=Side.BUY, price=99.8, size=1.0, ts_local_sent=0)]  # old size
     place = OrderAction(kind=ActionKind.PLACE, side=Side.BUY, price=99.7, size=1.0)
     room = {}
-    kept = limit_exposure([place], live, pending, _budget(position=0.5), GRID, room_out=room)
-    # q + max(0.5, 1.0) = 1.5 of 2.0: only 0.5 more fits
-    assert [a.size for a in kept] == [0.5]
+    kept = limit_exposure([place], live, pending, _budget(position=0.25), GRID, room_out=room)
+    # q + 0.5 + 1.0 = 1.75 of 2.0: only 0.25 more fits
+    assert [a.size for a in kept] == [0.25]
     assert math.isclose(room[Side.BUY], 0.0, abs_tol=1e-12)
 
 
-def test_modify_that_grows_an_order_is_trimmed_to_the_room():
+def test_modify_needs_room_for_its_whole_new_size():
     live = [OpenOrder(order_id=7, side=Side.BUY, price=99.9, size=0.5, ts_local_sent=0)]
     grow = OrderAction(kind=ActionKind.MODIFY, side=Side.BUY, price=99.95, size=2.0, order_id=7)
     kept = limit_exposure([grow], live, (), _budget(position=1.0), GRID)
-    # room for growth: 2 − 1 − 0.5 = 0.5, so the order may grow to 1.0
-    assert [(a.kind, a.size, a.order_id) for a in kept] == [(ActionKind.MODIFY, 1.0, 7)]
+    # room beyond the order's own 0.5 at risk: 2 − 1 − 0.5 = 0.5, so the new version may rest 0.5
+    assert [(a.kind, a.size, a.order_id) for a in kept] == [(ActionKind.MODIFY, 0.5, 7)]
+    # with no room left the modify becomes a cancel (the order is repriced by cancel, then place)
+    full = limit_exposure([grow], live, (), _budget(position=1.5), GRID)
+    assert [(a.kind, a.order_id) for a in full] == [(ActionKind.CANCEL, 7)]
 
 
 @settings(max_examples=200)
