@@ -151,3 +151,16 @@ def test_depth_decay_fit_recovers_an_exponential_tail() -> None:
     assert "per bps" in tail_fit.summary()
     with pytest.raises(ValueError, match="depths_bps"):
         fit_depth_decay_per_bps(np.ones(5))
+
+
+def test_fixed_spread_never_breaks_its_cap_through_partial_fills_and_modifies():
+    # seed 4 at a 0.25 bps half-spread once reached 2.31 coins against a 2-coin cap: a partial fill
+    # of the old version of a modified order, then the new version resting in full
+    from mmlab.sim.baselines import FixedSpreadQuoter
+
+    tape = generate(SynthConfig(minutes=30.0, seed=4)).tape
+    quoter = FixedSpreadQuoter(tape.instrument, half_spread_bps=0.25, size=0.5, q_max=2.0)
+    strategy, sim = with_maker_fee(StrategyConfig(instrument=tape.instrument), SimConfig(), -0.2)
+    result = run_backtest(tape, strategy, sim, pipeline=quoter)
+    assert result.summary.fills > 1_000
+    assert result.summary.max_abs_position <= 2.0 + 1e-9
