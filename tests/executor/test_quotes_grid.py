@@ -1,5 +1,6 @@
 """The executor's quotes obey Hyperliquid's grid and the caps of the risk budget."""
 
+import dataclasses
 import math
 
 from hypothesis import given, settings
@@ -77,3 +78,31 @@ def test_resting_notional_cap_couples_the_sides():
     assert sum(q.size * q.price for q in free.all) > 300.0
     assert sum(q.size * q.price for q in capped.all) <= 300.0 + 1e-9
     assert capped.bids and capped.asks  # the cap is shared, not given to one side
+
+
+@settings(max_examples=100)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=10, max_size=10), st.floats(-1.0, 1.0))
+def test_no_level_with_non_positive_expected_pnl_is_quoted(expected_bps, position):
+    fair, levels = 150.0, 5
+    grid = InstrumentSpec(sz_decimals=2, min_order_notional_usd=1.0)
+    executor = LadderExecutor(grid, ExecutorConfig(max_resting_notional_usd=1e9), levels=levels)
+    surface = _surface(fair, levels, 1.0, 2.0)  # 2 bps apart: every level has its own grid price
+
+    def with_expected(side_levels, values):
+        return tuple(dataclasses.replace(lv, expected_pnl_bps=v) for lv, v in zip(side_levels, values))
+
+    surface = dataclasses.replace(
+        surface, bids=with_expected(surface.bids, expected_bps[:levels]), asks=with_expected(surface.asks, expected_bps[levels:])
+    )
+    budget = RiskBudget(
+        ts_local=1, position=position, gamma_per_usd=1e-3, q_max=5.0, max_buy_size=5.0 - position, max_sell_size=5.0 + position,
+        max_order_size=1.0, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=60.0,
+    )
+    book = L2Book.from_levels(ts_exch=1, ts_local=1, bid_px=[149.98], bid_sz=[1.0], ask_px=[150.02], ask_sz=[1.0])
+    quotes = executor.quotes(surface, budget, book)
+    priced = {grid.round_bid(lv.price): lv.expected_pnl_bps for lv in surface.bids}
+    priced |= {grid.round_ask(lv.price): lv.expected_pnl_bps for lv in surface.asks}
+    for quote in quotes.all:
+        assert priced[quote.price] > 0.0, (quote, priced)
+    # and every level with a clearly positive E[PnL] and room gets some size
+    assert len(quotes.all) >= sum(1 for v in expected_bps if v > 0.5) - 2
