@@ -30,7 +30,8 @@ Fairness protocol (printed with the results):
 Per strategy, over the test runs: ``pnl_mean`` and ``pnl_std`` (USD per run, std with ddof 1),
 ``sharpe_per_min`` = mean / std of the per-minute PnL increments pooled over the runs,
 ``max_abs_q`` the largest |position| (coins) over all runs, ``fills`` the mean number per run and
-``markout_10s_bps`` the size-weighted mean 10 s markout over all fills. A last line names the
+``markout_10s_bps`` the size-weighted mean 10 s markout over all fills, ``actions_per_min`` the
+order traffic (places, takes, cancels and modifies sent per minute). A last line names the
 strategy with the highest ``pnl_mean / pnl_std``. Progress goes to stderr. At most two worker
 processes (``--workers``).
 
@@ -138,6 +139,11 @@ def run_stats(result: BacktestResult) -> dict[str, Any]:
     return {
         "pnl_usd": float(result.summary.pnl_usd),
         "fills": int(result.summary.fills),
+        # order traffic: every message sent to the venue
+        "actions": int(
+            result.summary.orders_placed + result.summary.takes_sent + result.summary.cancels_sent + result.summary.modifies_sent
+        ),
+        "span_min": float(result.summary.span_s / 60.0),
         "max_abs_q": float(result.summary.max_abs_position),
         "minute_pnl_usd": np.diff(pnl_at).tolist(),
         "markout_10s_weighted_sum": float(np.sum(markout[ok] * size[ok])),
@@ -221,6 +227,7 @@ def aggregate(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "max_abs_q": float(max(r["max_abs_q"] for r in runs)),
         "fills": float(np.mean([r["fills"] for r in runs])),
         "markout_10s_bps": sum(r["markout_10s_weighted_sum"] for r in runs) / weight if weight > 0 else math.nan,
+        "actions_per_min": float(sum(r["actions"] for r in runs) / sum(r["span_min"] for r in runs)),
         "pnl_per_seed": [round(float(p), 6) for p in pnls],
         "backtest_wall_s_mean": float(np.mean([r["wall_s"] for r in runs])),
     }
