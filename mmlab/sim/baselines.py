@@ -82,26 +82,40 @@ class FixedSpreadQuoter:
             offset = mid * self.half_spread_bps * 1e-4
             bid = min(grid.round_bid(mid - offset), grid.price_below(book.best_ask))
             ask = max(grid.round_ask(mid + offset), grid.price_above(book.best_bid))
-            # the fixed size within what the cap leaves on each side, so a resting order that
-            # fits is not modified every cycle towards a size the exposure limit cuts anyway
-            bid_size = grid.round_size(min(self.size, self.q_max - update.position))
-            ask_size = grid.round_size(min(self.size, self.q_max + update.position))
-            quotes = QuoteSet(
-                ts_local=ts,
-                bids=(Quote(side=Side.BUY, price=bid, size=bid_size),) if bid_size > 0.0 else (),
-                asks=(Quote(side=Side.SELL, price=ask, size=ask_size),) if ask_size > 0.0 else (),
-            )
-        budget = RiskBudget(
-            ts_local=ts, position=update.position, gamma_per_usd=0.0, q_max=self.q_max,
-            max_buy_size=max(0.0, self.q_max - update.position), max_sell_size=max(0.0, self.q_max + update.position),
-            max_order_size=self.size, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=math.inf,
-        )
-        actions = reconcile(quotes, update.open_orders, self.reprice_tolerance_bps, 0.0)
-        actions = limit_exposure(actions, update.open_orders, update.pending_cancels, budget, self.instrument)
-        return CycleOutput(
-            ts_local=ts, observations=(), belief=None, budget=budget, surface=None, quotes=quotes,
-            actions=actions, updates=self.evaluator.evaluate(update),
-        )
+            quotes = _one_quote_a_side(grid, ts, bid, ask, self.size, self.q_max, update.position)
+        return _send(self, update, quotes, gamma_per_usd=0.0, horizon_s=math.inf)
+
+
+def _one_quote_a_side(
+    grid: InstrumentSpec, ts: int, bid: float, ask: float, size: float, q_max: float, position: float
+) -> QuoteSet:
+    """A bid at ``bid`` and an ask at ``ask`` (NaN: none) of the fixed size within what the cap
+    leaves on each side, so that a resting order that fits is not modified every cycle towards a
+    size the exposure limit would cut anyway."""
+    bid_size = grid.round_size(min(size, q_max - position))
+    ask_size = grid.round_size(min(size, q_max + position))
+    return QuoteSet(
+        ts_local=ts,
+        bids=(Quote(side=Side.BUY, price=bid, size=bid_size),) if bid_size > 0.0 and math.isfinite(bid) else (),
+        asks=(Quote(side=Side.SELL, price=ask, size=ask_size),) if ask_size > 0.0 and math.isfinite(ask) else (),
+    )
+
+
+def _send(quoter, update: VenueUpdate, quotes: QuoteSet, *, gamma_per_usd: float, horizon_s: float) -> CycleOutput:
+    """Reconcile a baseline's target with its live orders exactly as the executor does, within the
+    same exposure limit, and mark its fills with the same evaluator."""
+    ts = update.ts_local
+    budget = RiskBudget(
+        ts_local=ts, position=update.position, gamma_per_usd=gamma_per_usd, q_max=quoter.q_max,
+        max_buy_size=max(0.0, quoter.q_max - update.position), max_sell_size=max(0.0, quoter.q_max + update.position),
+        max_order_size=quoter.size, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=horizon_s,
+    )
+    actions = reconcile(quotes, update.open_orders, quoter.reprice_tolerance_bps, 0.0)
+    actions = limit_exposure(actions, update.open_orders, update.pending_cancels, budget, quoter.instrument)
+    return CycleOutput(
+        ts_local=ts, observations=(), belief=None, budget=budget, surface=None, quotes=quotes,
+        actions=actions, updates=quoter.evaluator.evaluate(update),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,24 +308,13 @@ class AvellanedaStoikovQuoter:
                 prices = self.target(book, update.position)
                 # post-only: a bid strictly below the best ask, an ask strictly above the best bid;
                 # a reservation price so far below the mid that the bid is not positive quotes no bid
-                bids: tuple[Quote, ...] = ()
+                bid = math.nan
                 if prices.bid_price > 0.0:
                     bid = min(grid.round_bid(min(prices.bid_price, book.best_ask)), grid.price_below(book.best_ask))
-                    bids = (Quote(side=Side.BUY, price=bid, size=self.size),)
                 # (an ask below the best bid, possibly negative, becomes the best post-only ask)
                 ask = max(grid.round_ask(max(prices.ask_price, book.best_bid)), grid.price_above(book.best_bid))
-                quotes = QuoteSet(ts_local=ts, bids=bids, asks=(Quote(side=Side.SELL, price=ask, size=self.size),))
-        budget = RiskBudget(
-            ts_local=ts, position=update.position, gamma_per_usd=self.gamma_per_usd, q_max=self.q_max,
-            max_buy_size=max(0.0, self.q_max - update.position), max_sell_size=max(0.0, self.q_max + update.position),
-            max_order_size=self.size, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=self.horizon_s,
-        )
-        actions = reconcile(quotes, update.open_orders, self.reprice_tolerance_bps, 0.0)
-        actions = limit_exposure(actions, update.open_orders, update.pending_cancels, budget, self.instrument)
-        return CycleOutput(
-            ts_local=ts, observations=(), belief=None, budget=budget, surface=None, quotes=quotes,
-            actions=actions, updates=self.evaluator.evaluate(update),
-        )
+                quotes = _one_quote_a_side(grid, ts, bid, ask, self.size, self.q_max, update.position)
+        return _send(self, update, quotes, gamma_per_usd=self.gamma_per_usd, horizon_s=self.horizon_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
