@@ -544,7 +544,8 @@ class ExecutorConfig(ConfigBase):
     ``jump_urgency_sigmas`` is k in the urgency a fair-value jump adds, max(0, z − k) with
     z = |Δ ln V̂| / (σ̂ √Δt). ``taker_fee_bps`` is what a TAKE pays; the unwind policy is re-solved
     when one of its inputs moves by more than ``unwind_recompute_rel`` (relative), on a lattice of
-    at most ``unwind_max_lots`` lots per side.
+    at most ``unwind_max_lots`` lots per side. ``max_tolerance_scale`` caps how much wider than
+    the first level's a deeper level's price tolerance may grow (see :mod:`mmlab.executor`).
     """
 
     solver: str = "exact"
@@ -555,6 +556,7 @@ class ExecutorConfig(ConfigBase):
     taker_fee_bps: float = 4.5
     unwind_recompute_rel: float = 0.1
     unwind_max_lots: int = 40
+    max_tolerance_scale: float = 4.0
 
     def __post_init__(self) -> None:
         owner = "ExecutorConfig"
@@ -566,6 +568,7 @@ class ExecutorConfig(ConfigBase):
         check_field(owner, "jump_urgency_sigmas", self.jump_urgency_sigmas, gt=0.0)
         check_field(owner, "taker_fee_bps", self.taker_fee_bps, ge=0.0)
         check_field(owner, "unwind_recompute_rel", self.unwind_recompute_rel, gt=0.0, lt=1.0)
+        check_field(owner, "max_tolerance_scale", self.max_tolerance_scale, ge=1.0)
         if isinstance(self.unwind_max_lots, bool) or not isinstance(self.unwind_max_lots, int) or not 1 <= self.unwind_max_lots <= 500:
             raise ConfigError(f"{owner}.unwind_max_lots must be an integer in [1, 500], got {self.unwind_max_lots!r}")
 

@@ -361,12 +361,18 @@ class PricingSurface:
 
 @dataclass(**MESSAGE)
 class Quote:
-    """One order we want resting: price on the venue grid, size in coins."""
+    """One order we want resting: price on the venue grid, size in coins.
+
+    ``tolerance_scale`` multiplies the reconciler's price tolerance for this quote: a level that
+    fills rarely loses little expected PnL when it rests a little off its target, so it is
+    repriced less often (the executor sets it from the level's fill probability).
+    """
 
     side: Side
     price: float
     size: float
     level: int = 0
+    tolerance_scale: float = 1.0
 
 
 @dataclass(**MESSAGE)

@@ -13,9 +13,13 @@
 3. The reconciler keeps each live order that is within tolerance of a target (a maximum matching,
    so as many as possible are kept), MODIFYs the remaining live orders into the remaining targets
    (paired best price first), cancels what is left over and places what is missing. The price
-   tolerance is ``reprice_tolerance_bps / (1 + urgency)``, urgency = ``budget.urgency`` plus the
-   executor's own fair-value jump term max(0, z − k), z = |ln(V̂_t / V̂_{t−1})| / (σ̂ √Δt), k =
-   ``jump_urgency_sigmas``. Exposure: an order being cancelled or modified can still fill until
+   tolerance is ``reprice_tolerance_bps / (1 + urgency)`` times the target's tolerance scale;
+   urgency = ``budget.urgency`` plus the executor's own fair-value jump term max(0, z − k),
+   z = |ln(V̂_t / V̂_{t−1})| / (σ̂ √Δt), k = ``jump_urgency_sigmas``. The scale is
+   min(``max_tolerance_scale``, √(p_0 / p_k)) with p_k the level's fill probability and p_0 the
+   first level's: near its optimum a level's expected PnL falls quadratically with its distance x
+   from the target, ≈ ½ p_k κ² x² per unit notional, so every level loses the same when its
+   tolerance grows as 1/√p_k. Deep levels, which rarely fill, are repriced less often. Exposure: an order being cancelled or modified can still fill until
    the venue acknowledges, so new orders on a side are trimmed until
    ``position + Σ at-risk + new ≤ q_max`` (and the mirror for sells), counting an order with a
    modify in flight at old + new size (a modify is a cancel and a new order: the old version can
@@ -245,6 +249,7 @@ class LadderExecutor:
         else:
             limit = instrument.price_above(book.best_bid)
         merged: dict[float, float] = {}
+        fill_prob: dict[float, float] = {}
         for level, size in zip(levels, sizes):
             if size <= 0.0:
                 continue
@@ -253,13 +258,19 @@ class LadderExecutor:
             else:
                 price = max(instrument.round_ask(level.price), limit)
             merged[price] = merged.get(price, 0.0) + float(size)
+            fill_prob[price] = max(fill_prob.get(price, 0.0), level.fill_prob)
+        # tolerance scale √(p_0 / p_k) (module docstring), capped
+        first_prob = levels[0].fill_prob if levels else 0.0
+        max_scale = self.config.max_tolerance_scale
         quotes = []
         for k, price in enumerate(sorted(merged, reverse=side is Side.BUY)):
             # levels merged onto one price still make one order, within the per-order cap
             size = instrument.round_size(min(merged[price], max_order_size))
             if size <= 0.0 or size * price < min_notional:
                 continue
-            quotes.append(Quote(side=side, price=price, size=size, level=k))
+            prob = fill_prob[price]
+            scale = min(max_scale, math.sqrt(first_prob / prob)) if prob > 0.0 and first_prob > prob else 1.0
+            quotes.append(Quote(side=side, price=price, size=size, level=k, tolerance_scale=max(1.0, scale)))
         return tuple(quotes)
 
 
@@ -294,8 +305,8 @@ def take_limit_price(book: L2Book, side: Side, size: float) -> float:
 def _match(wanted: Sequence[Quote], resting: list[OpenOrder], tolerance_bps: float, resize_frac: float) -> dict[int, int]:
     """Maximum matching target index → live index among pairs within tolerance (Kuhn's algorithm).
 
-    A pair is compatible when |p_live − p_target| ≤ tol · p_target and |s_live − s_target| ≤
-    frac · s_target. Candidates are found by bisection on the live prices and tried closest first.
+    A pair is compatible when |p_live − p_target| ≤ tol · scale · p_target (scale: the target's
+    ``tolerance_scale``) and |s_live − s_target| ≤ frac · s_target. Candidates are found by bisection on the live prices and tried closest first.
     """
     if not wanted or not resting:
         return {}
@@ -303,7 +314,7 @@ def _match(wanted: Sequence[Quote], resting: list[OpenOrder], tolerance_bps: flo
     prices = [resting[i].price for i in order]
     candidates: list[list[int]] = []
     for quote in wanted:
-        reach = tolerance_bps * 1e-4 * quote.price * (1.0 + 1e-12) + 1e-12 * quote.price
+        reach = tolerance_bps * quote.tolerance_scale * 1e-4 * quote.price * (1.0 + 1e-12) + 1e-12 * quote.price
         lo = bisect.bisect_left(prices, quote.price - reach)
         hi = bisect.bisect_right(prices, quote.price + reach)
         size_reach = resize_frac * quote.size * (1.0 + 1e-12) + 1e-12

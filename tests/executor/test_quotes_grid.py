@@ -106,3 +106,30 @@ def test_no_level_with_non_positive_expected_pnl_is_quoted(expected_bps, positio
         assert priced[quote.price] > 0.0, (quote, priced)
     # and every level with a clearly positive E[PnL] and room gets some size
     assert len(quotes.all) >= sum(1 for v in expected_bps if v > 0.5) - 2
+
+
+def test_deep_levels_get_a_wider_reprice_tolerance_by_their_fill_probability():
+    from mmlab.executor import reconcile
+    from mmlab.types import OpenOrder
+
+    fair, levels = 150.0, 5
+    grid = InstrumentSpec(sz_decimals=2, min_order_notional_usd=1.0)
+    executor = LadderExecutor(grid, ExecutorConfig(max_resting_notional_usd=1e9, max_tolerance_scale=4.0), levels=levels)
+    surface = _surface(fair, levels, 1.0, 2.0)  # fill_prob 0.5 e^{−0.3 k}
+    budget = RiskBudget(
+        ts_local=1, position=0.0, gamma_per_usd=1e-3, q_max=50.0, max_buy_size=50.0, max_sell_size=50.0,
+        max_order_size=1.0, funding_carry_bps=0.0, marginal_cost_bps=0.0, holding_horizon_s=60.0,
+    )
+    book = L2Book.from_levels(ts_exch=1, ts_local=1, bid_px=[149.98], bid_sz=[1.0], ask_px=[150.02], ask_sz=[1.0])
+    quotes = executor.quotes(surface, budget, book)
+    scales = [q.tolerance_scale for q in quotes.bids]
+    # √(p_0 / p_k) = e^{0.15 k}
+    assert len(scales) == levels
+    assert all(math.isclose(a, math.exp(0.15 * k)) for k, a in enumerate(scales))
+    # an order 1.1 bps off target: replaced at the first level, kept at the fifth (1 × e^{0.6} = 1.8 bps)
+    first, fifth = quotes.bids[0], quotes.bids[4]
+    for quote, kept in ((first, False), (fifth, True)):
+        live = [OpenOrder(order_id=9, side=Side.BUY, price=round(quote.price * (1 - 1.1e-4), 2), size=quote.size, ts_local_sent=0)]
+        only = type(quotes)(ts_local=1, bids=(quote,), asks=())
+        actions = reconcile(only, live, 1.0, 0.0)
+        assert (actions == ()) is kept, (quote, actions)
