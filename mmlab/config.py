@@ -546,11 +546,15 @@ class ExecutorConfig(ConfigBase):
     when one of its inputs moves by more than ``unwind_recompute_rel`` (relative), on a lattice of
     at most ``unwind_max_lots`` lots per side. ``max_tolerance_scale`` caps how much wider than
     the first level's a deeper level's price tolerance may grow (see :mod:`mmlab.executor`).
+    ``resize_tolerance_frac``: a live order within this fraction of its target's size is kept.
+    Every modify costs the order its queue place, and a third of the pipeline's modifies only
+    changed a size; at 0.5 `bench_strategy` sent 17 % fewer actions than at 0.25, for the same PnL
+    within noise.
     """
 
     solver: str = "exact"
     reprice_tolerance_bps: float = 1.0
-    resize_tolerance_frac: float = 0.25
+    resize_tolerance_frac: float = 0.5
     max_resting_notional_usd: float = 1_000.0
     jump_urgency_sigmas: float = 3.0
     taker_fee_bps: float = 4.5
