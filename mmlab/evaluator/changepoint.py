@@ -101,6 +101,9 @@ class ChangePointDetector:
         self.samples = 0
         self.changepoint_prob = 0.0
         self.grid = math.inf  # Δ, the smallest non-zero |x| seen
+        #: Σ ln p(x_t | x_1:t−1) over the samples after the first: the model's evidence, which
+        #: :func:`mmlab.calibrate.changepoint.fit_changepoint` maximises over the hyperparameters
+        self.log_evidence = 0.0
 
     @property
     def mean_variance(self) -> float:
@@ -144,6 +147,8 @@ class ChangePointDetector:
         top = float(np.max(joint))
         weights = np.exp(joint - top)
         total = float(weights.sum())
+        # ln p(x_t | x_1:t−1) = ln Σ_r P(r_{t−1} = r | x_1:t−1) p(x_t | r)
+        self.log_evidence += top + math.log(total)
         new = np.empty_like(weights)
         # growth: r → r + 1 with probability 1 − H; the last slot absorbs the run that outgrows it
         new[1:] = weights[:-1] * (1.0 - self.hazard)
