@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -172,6 +172,21 @@ class PrintFilter:
         self.last_ts_exch = ts_exch
         return True
 
+    def valid(self, trades: Iterable[Trade]) -> Iterator[Trade]:
+        """The valid prints of ``trades``, in order (the others are counted in ``dropped``)."""
+        return (trade for trade in trades if self.accept(trade))
+
+
+class PrintFeatureMixin:
+    """For features read from valid prints only: ``dropped`` is what their filter rejected."""
+
+    __slots__ = ()
+    _filter: PrintFilter
+
+    @property
+    def dropped(self) -> int:
+        return self._filter.dropped
+
 
 def _valid_print_mask(ts_exch: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndarray) -> np.ndarray:
     """The mask :class:`PrintFilter` would produce over these prints, in order."""
@@ -301,7 +316,7 @@ def _sweep_weight(weight: str, levels: int | np.ndarray, depth_bps: float | np.n
     return size_coins
 
 
-class SweepPressure:
+class SweepPressure(PrintFeatureMixin):
     """Decayed sum of signed sweeps (module docstring): positive after buyers swept the asks.
 
     Parameters
@@ -350,14 +365,8 @@ class SweepPressure:
         self.last_depth_bps = 0.0
         self.last_size_coins = 0.0
 
-    @property
-    def dropped(self) -> int:
-        return self._filter.dropped
-
     def update(self, update: VenueUpdate) -> None:
-        for trade in update.trades:
-            if not self._filter.accept(trade):
-                continue
+        for trade in self._filter.valid(update.trades):
             key = (int(trade.ts_exch), int(trade.aggressor))
             if key != self._run_key:
                 self._close_run()

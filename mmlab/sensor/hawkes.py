@@ -62,7 +62,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from mmlab.data.tape import Tape
-from mmlab.sensor.flow import PrintFilter, TradeEvents, trade_events
+from mmlab.sensor.flow import PrintFeatureMixin, PrintFilter, TradeEvents, trade_events
 from mmlab.types import VenueUpdate
 from mmlab.units import NS_PER_S
 
@@ -679,7 +679,7 @@ def simulate_hawkes(params: HawkesParams, duration_s: float, rng: np.random.Gene
 # --------------------------------------------------------------------------------------------
 
 
-class HawkesIntensity:
+class HawkesIntensity(PrintFeatureMixin):
     """Online buy and sell Hawkes intensities and their imbalance (module docstring).
 
     Parameters
@@ -725,14 +725,8 @@ class HawkesIntensity:
         self._now_ns: int | None = None
         self.events = 0
 
-    @property
-    def dropped(self) -> int:
-        return self._filter.dropped
-
     def update(self, update: VenueUpdate) -> None:
-        for trade in update.trades:
-            if not self._filter.accept(trade):
-                continue
+        for trade in self._filter.valid(update.trades):
             key = (int(trade.ts_exch), int(trade.aggressor))
             if key == self._last_key:
                 continue  # another print of the same aggressor event

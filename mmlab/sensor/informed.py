@@ -831,9 +831,7 @@ class InformedFlow:
         grid = self._grid
         ts = int(update.ts_local)
         events: list[tuple[int, float]] = []
-        for trade in update.trades:
-            if not self._filter.accept(trade):
-                continue
+        for trade in self._filter.valid(update.trades):
             side = int(trade.aggressor)
             h = self._side_prob.event(int(trade.ts_exch), side)
             if h is not None:

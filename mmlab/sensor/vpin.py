@@ -41,7 +41,7 @@ from scipy.special import ndtr
 
 from mmlab.config import check_field
 from mmlab.data.tape import Tape
-from mmlab.sensor.flow import PrintFilter, TradePrints, trade_prints
+from mmlab.sensor.flow import PrintFeatureMixin, PrintFilter, TradePrints, trade_prints
 from mmlab.types import VenueUpdate
 from mmlab.units import NS_PER_S, s_to_ns
 
@@ -246,7 +246,7 @@ def vpin_buckets(source: Tape | TradePrints, params: VPINParams, *, classificati
     )
 
 
-class VPIN:
+class VPIN(PrintFeatureMixin):
     """Online VPIN and bucket order imbalance (module docstring).
 
     Parameters
@@ -298,14 +298,8 @@ class VPIN:
         self._bar_close = math.nan
         self._prev_close = math.nan
 
-    @property
-    def dropped(self) -> int:
-        return self._filter.dropped
-
     def update(self, update: VenueUpdate) -> None:
-        for trade in update.trades:
-            if not self._filter.accept(trade):
-                continue
+        for trade in self._filter.valid(update.trades):
             size, price = float(trade.size), float(trade.price)
             if self.classification == "aggressor":
                 self._add(size, size if int(trade.aggressor) > 0 else 0.0)
